@@ -1,0 +1,497 @@
+/*
+ * Config parser: a line tokenizer and a directive table with typed setters,
+ * so every directive is checked the same way and every error names
+ * file:line.
+ */
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf.h"
+
+#define CONF_MAX_FILE	(1024 * 1024)
+
+struct conf_ctx {
+	const char	*name;
+	char		 dir[PATH_MAX];
+	int		 line;
+	char		*err;
+	size_t		 errlen;
+	int		 seen[32];	/* line of each directive, by index */
+};
+
+struct conf_directive {
+	const char	*name;
+	int		(*set)(struct conf_ctx *, struct conf *,
+			    const struct conf_directive *, const char *);
+	size_t		 off;
+	long long	 min, max;
+	int		 repeat;
+};
+
+static int
+conf_error(struct conf_ctx *ctx, const char *fmt, ...)
+{
+	va_list	ap;
+	int	n;
+
+	if (ctx->line > 0)
+		n = snprintf(ctx->err, ctx->errlen, "%s:%d: ", ctx->name,
+		    ctx->line);
+	else
+		n = snprintf(ctx->err, ctx->errlen, "%s: ", ctx->name);
+	if (n < 0 || (size_t)n >= ctx->errlen)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(ctx->err + n, ctx->errlen - n, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static int
+set_path(struct conf_ctx *ctx, struct conf *conf,
+    const struct conf_directive *d, const char *v)
+{
+	char	*dst = (char *)conf + d->off;
+	int	 n;
+
+	if (v[0] == '/')
+		n = snprintf(dst, PATH_MAX, "%s", v);
+	else
+		n = snprintf(dst, PATH_MAX, "%s/%s", ctx->dir, v);
+	if (n < 0 || n >= PATH_MAX)
+		return conf_error(ctx, "%s: path too long", d->name);
+	return 0;
+}
+
+static int
+set_name(struct conf_ctx *ctx, struct conf *conf,
+    const struct conf_directive *d, const char *v)
+{
+	if (strlcpy((char *)conf + d->off, v, 64) >= 64)
+		return conf_error(ctx, "%s: name too long", d->name);
+	return 0;
+}
+
+/* A number with an optional unit; the units table maps suffix to factor. */
+struct conf_unit {
+	const char	*suffix;
+	long long	 factor;
+};
+
+static const struct conf_unit duration_units[] = {
+	{ "", 1000 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 },
+	{ "h", 3600000 }, { NULL, 0 }
+};
+static const struct conf_unit size_units[] = {
+	{ "", 1 }, { "k", 1024 }, { "K", 1024 }, { "m", 1024 * 1024 },
+	{ "M", 1024 * 1024 }, { NULL, 0 }
+};
+
+static int
+conf_number(struct conf_ctx *ctx, const struct conf_directive *d,
+    const char *v, const struct conf_unit *units, long long *out)
+{
+	char		 digits[32];
+	const char	*errstr;
+	size_t		 n = 0;
+	long long	 num;
+
+	while (isdigit((unsigned char)v[n]))
+		n++;
+	if (n == 0 || n >= sizeof(digits))
+		return conf_error(ctx, "%s: invalid value \"%s\"", d->name, v);
+	memcpy(digits, v, n);
+	digits[n] = '\0';
+	for (; units->suffix != NULL; units++)
+		if (strcmp(v + n, units->suffix) == 0)
+			break;
+	if (units->suffix == NULL)
+		return conf_error(ctx, "%s: invalid unit in \"%s\"", d->name,
+		    v);
+	num = strtonum(digits, 0, d->max / units->factor, &errstr);
+	if (errstr == NULL)
+		num *= units->factor;
+	if (errstr != NULL || num < d->min || num > d->max)
+		return conf_error(ctx, "%s: \"%s\" out of range", d->name, v);
+	*out = num;
+	return 0;
+}
+
+static int
+set_duration(struct conf_ctx *ctx, struct conf *conf,
+    const struct conf_directive *d, const char *v)
+{
+	long long	ms;
+
+	if (conf_number(ctx, d, v, duration_units, &ms) == -1)
+		return -1;
+	*(int *)((char *)conf + d->off) = (int)ms;
+	return 0;
+}
+
+static int
+set_size(struct conf_ctx *ctx, struct conf *conf,
+    const struct conf_directive *d, const char *v)
+{
+	return conf_number(ctx, d, v, size_units,
+	    (long long *)((char *)conf + d->off));
+}
+
+static int
+set_workers(struct conf_ctx *ctx, struct conf *conf,
+    const struct conf_directive *d, const char *v)
+{
+	const char	*errstr;
+	long		 n;
+
+	if (strcmp(v, "auto") == 0) {
+		n = sysconf(_SC_NPROCESSORS_ONLN);
+		conf->workers = n < 1 ? 1 : n > d->max ? d->max : n;
+		return 0;
+	}
+	conf->workers = strtonum(v, d->min, d->max, &errstr);
+	if (errstr != NULL)
+		return conf_error(ctx, "workers: \"%s\" is %s (auto or %lld-%lld)",
+		    v, errstr, d->min, d->max);
+	return 0;
+}
+
+/*
+ * "*:1337", "1337", "[::1]:8443", "127.0.0.1:8080".  Names are not
+ * resolved: a listener must not depend on DNS at start-up.
+ */
+static int
+set_listen(struct conf_ctx *ctx, struct conf *conf,
+    const struct conf_directive *d, const char *v)
+{
+	struct conf_listen	*l;
+	struct sockaddr_in	*sin;
+	struct sockaddr_in6	*sin6;
+	char			 host[64];
+	const char		*port, *errstr;
+	size_t			 hlen;
+	long long		 num;
+	int			 i;
+
+	if (conf->nlisten == CONF_MAX_LISTEN)
+		return conf_error(ctx, "too many listen addresses (max %d)",
+		    CONF_MAX_LISTEN);
+	l = &conf->listen[conf->nlisten];
+	memset(l, 0, sizeof(*l));
+	l->tls = d->off;
+
+	if (v[0] == '[') {
+		port = strstr(v, "]:");
+		if (port == NULL)
+			goto bad;
+		hlen = port - (v + 1);
+		port += 2;
+		if (hlen >= sizeof(host))
+			goto bad;
+		memcpy(host, v + 1, hlen);
+		host[hlen] = '\0';
+		if (strchr(host, ':') == NULL)
+			goto bad;
+	} else if ((port = strrchr(v, ':')) != NULL) {
+		hlen = port - v;
+		port++;
+		if (hlen >= sizeof(host) || memchr(v, ':', hlen) != NULL)
+			goto bad;
+		memcpy(host, v, hlen);
+		host[hlen] = '\0';
+	} else {
+		strlcpy(host, "*", sizeof(host));
+		port = v;
+	}
+	num = strtonum(port, 1, 65535, &errstr);
+	if (errstr != NULL)
+		return conf_error(ctx, "%s: port \"%s\" is %s (1-65535)",
+		    d->name, port, errstr);
+
+	if (strcmp(host, "*") == 0 || strcmp(host, "::") == 0) {
+		/* Both mean dual-stack; "*" may fall back to IPv4 only. */
+		l->any = host[0] == '*';
+		sin6 = (struct sockaddr_in6 *)&l->ss;
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_addr = in6addr_any;
+		sin6->sin6_port = htons(num);
+		l->sslen = sizeof(*sin6);
+	} else if (strchr(host, ':') != NULL) {
+		sin6 = (struct sockaddr_in6 *)&l->ss;
+		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
+			goto bad;
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(num);
+		l->sslen = sizeof(*sin6);
+	} else {
+		sin = (struct sockaddr_in *)&l->ss;
+		if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
+			goto bad;
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(num);
+		l->sslen = sizeof(*sin);
+	}
+	strlcpy(l->name, v, sizeof(l->name));
+	for (i = 0; i < conf->nlisten; i++)
+		if (memcmp(&conf->listen[i].ss, &l->ss, l->sslen) == 0)
+			return conf_error(ctx, "%s: address %s already used",
+			    d->name, v);
+	conf->nlisten++;
+	return 0;
+ bad:
+	return conf_error(ctx, "%s: invalid address \"%s\" (expected "
+	    "ADDR:PORT, [ADDR6]:PORT or *:PORT)", d->name, v);
+}
+
+#define OFF(f)	offsetof(struct conf, f)
+#define MS(s)	((long long)(s) * 1000)
+static const struct conf_directive directives[] = {
+	{ "listen", set_listen, 0, 0, 0, 1 },
+	{ "listen_tls", set_listen, 1, 0, 0, 1 },
+	{ "workers", set_workers, 0, 1, CONF_MAX_WORKERS, 0 },
+	{ "user", set_name, OFF(user), 0, 0, 0 },
+	{ "group", set_name, OFF(group), 0, 0, 0 },
+	{ "pidfile", set_path, OFF(pidfile), 0, 0, 0 },
+	{ "tls_certificate", set_path, OFF(tls_certificate), 0, 0, 0 },
+	{ "tls_certificate_key", set_path, OFF(tls_certificate_key), 0, 0, 0 },
+	{ "header_timeout", set_duration, OFF(header_timeout), 1, MS(3600), 0 },
+	{ "handshake_timeout", set_duration, OFF(handshake_timeout), 1,
+	    MS(3600), 0 },
+	{ "keepalive_timeout", set_duration, OFF(keepalive_timeout), 0,
+	    MS(3600), 0 },
+	{ "send_timeout", set_duration, OFF(send_timeout), 1, MS(3600), 0 },
+	{ "shutdown_timeout", set_duration, OFF(shutdown_timeout), 0,
+	    MS(3600), 0 },
+	{ "keepalive_requests", set_size, OFF(keepalive_requests), 1,
+	    1000000, 0 },
+	{ "max_uri_size", set_size, OFF(max_uri_size), 256, 1024 * 1024, 0 },
+	{ "max_header_size", set_size, OFF(max_header_size), 256,
+	    1024 * 1024, 0 },
+	{ "max_body_size", set_size, OFF(max_body_size), 0,
+	    1024LL * 1024 * 1024, 0 },
+};
+#define NDIRECTIVES	(sizeof(directives) / sizeof(directives[0]))
+
+static void
+conf_defaults(struct conf *conf)
+{
+	long	n;
+
+	memset(conf, 0, sizeof(*conf));
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	conf->workers = n < 1 ? 1 : n > CONF_MAX_WORKERS ? CONF_MAX_WORKERS : n;
+	strlcpy(conf->user, "nobody", sizeof(conf->user));
+	strlcpy(conf->group, "nogroup", sizeof(conf->group));
+	strlcpy(conf->pidfile, "/run/astleyd.pid", sizeof(conf->pidfile));
+	conf->header_timeout = 10000;
+	conf->handshake_timeout = 10000;
+	conf->keepalive_timeout = 5000;
+	conf->send_timeout = 10000;
+	conf->shutdown_timeout = 10000;
+	conf->keepalive_requests = 1000;
+	conf->max_uri_size = 8 * 1024;
+	conf->max_header_size = 16 * 1024;
+	conf->max_body_size = 64 * 1024;
+}
+
+/* The line a directive was set on, 0 when the file left it out. */
+static int
+conf_seen(const struct conf_ctx *ctx, const char *name)
+{
+	size_t	i;
+
+	for (i = 0; i < NDIRECTIVES; i++)
+		if (strcmp(directives[i].name, name) == 0)
+			return ctx->seen[i];
+	return 0;
+}
+
+/* Fill in what the file left out and resolve names to ids. */
+static int
+conf_finish(struct conf_ctx *ctx, struct conf *conf)
+{
+	struct passwd	*pw;
+	struct group	*gr;
+	int		 have_plain = 0, have_tls = 0, i;
+
+	ctx->line = 0;	/* errors below are about the file as a whole */
+	struct conf_directive	 d_plain = { "listen", NULL, 0, 0, 0, 1 };
+	struct conf_directive	 d_tls = { "listen_tls", NULL, 1, 0, 0, 1 };
+
+	for (i = 0; i < conf->nlisten; i++) {
+		if (conf->listen[i].tls)
+			have_tls = 1;
+		else
+			have_plain = 1;
+	}
+	if (!have_plain && set_listen(ctx, conf, &d_plain, "*:1337") == -1)
+		return -1;
+	if (!have_tls && set_listen(ctx, conf, &d_tls, "*:1972") == -1)
+		return -1;
+	if (conf->tls_certificate[0] == '\0')
+		return conf_error(ctx, "tls_certificate is required");
+	if (conf->tls_certificate_key[0] == '\0')
+		return conf_error(ctx, "tls_certificate_key is required");
+
+	ctx->line = conf_seen(ctx, "user");
+	if ((pw = getpwnam(conf->user)) == NULL)
+		return conf_error(ctx, "user \"%s\" does not exist", conf->user);
+	if (pw->pw_uid == 0)
+		return conf_error(ctx, "user must not be root");
+	ctx->line = conf_seen(ctx, "group");
+	if ((gr = getgrnam(conf->group)) == NULL)
+		return conf_error(ctx, "group \"%s\" does not exist",
+		    conf->group);
+	if (gr->gr_gid == 0)
+		return conf_error(ctx, "group must not be root");
+	conf->uid = pw->pw_uid;
+	conf->gid = gr->gr_gid;
+	return 0;
+}
+
+static int
+conf_line(struct conf_ctx *ctx, struct conf *conf, char *line)
+{
+	const struct conf_directive	*d;
+	char				*word[3];
+	int				 n = 0;
+	size_t				 i;
+
+	while (n < 3) {
+		line += strspn(line, " \t\r");
+		if (*line == '\0')
+			break;
+		word[n++] = line;
+		line += strcspn(line, " \t\r");
+		if (*line != '\0')
+			*line++ = '\0';
+	}
+	if (n == 0)
+		return 0;
+	for (i = 0; i < NDIRECTIVES; i++)
+		if (strcmp(word[0], directives[i].name) == 0)
+			break;
+	if (i == NDIRECTIVES)
+		return conf_error(ctx, "unknown directive \"%s\"", word[0]);
+	d = &directives[i];
+	if (n == 1)
+		return conf_error(ctx, "%s: missing value", d->name);
+	if (n == 3)
+		return conf_error(ctx, "%s: takes one value", d->name);
+	if (!d->repeat && ctx->seen[i] != 0)
+		return conf_error(ctx, "%s: duplicate directive (first at "
+		    "line %d)", d->name, ctx->seen[i]);
+	ctx->seen[i] = ctx->line;
+	return d->set(ctx, conf, d, word[1]);
+}
+
+int
+conf_parse(const char *name, const char *buf, size_t len, struct conf *conf,
+    char *err, size_t errlen)
+{
+	struct conf_ctx	 ctx;
+	char		 line[4096];
+	const char	*p = buf, *end = buf + len, *nl, *slash;
+	size_t		 llen;
+
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.name = name;
+	ctx.err = err;
+	ctx.errlen = errlen;
+	if ((slash = strrchr(name, '/')) == NULL)
+		strlcpy(ctx.dir, ".", sizeof(ctx.dir));
+	else if (slash == name)
+		strlcpy(ctx.dir, "/", sizeof(ctx.dir));
+	else if ((size_t)(slash - name) >= sizeof(ctx.dir)) {
+		snprintf(err, errlen, "%s: path too long", name);
+		return -1;
+	} else {
+		memcpy(ctx.dir, name, slash - name);
+		ctx.dir[slash - name] = '\0';
+	}
+	conf_defaults(conf);
+	strlcpy(conf->path, name, sizeof(conf->path));
+
+	while (p < end) {
+		ctx.line++;
+		if ((nl = memchr(p, '\n', end - p)) == NULL)
+			nl = end;
+		llen = nl - p;
+		if (llen >= sizeof(line))
+			return conf_error(&ctx, "line too long");
+		memcpy(line, p, llen);
+		line[llen] = '\0';
+		if (memchr(line, '\0', llen) != NULL)
+			return conf_error(&ctx, "NUL byte in line");
+		line[strcspn(line, "#")] = '\0';
+		if (conf_line(&ctx, conf, line) == -1)
+			return -1;
+		p = nl + 1;
+	}
+	return conf_finish(&ctx, conf);
+}
+
+int
+conf_load(const char *path, struct conf *conf, char *err, size_t errlen)
+{
+	struct stat	 st;
+	char		*buf = NULL;
+	ssize_t		 n;
+	size_t		 off = 0;
+	int		 fd, rv = -1;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size > CONF_MAX_FILE) {
+		snprintf(err, errlen, "%s: not a regular file under 1 MiB",
+		    path);
+		goto fail;
+	}
+	if ((buf = malloc(st.st_size + 1)) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	while (off < (size_t)st.st_size) {
+		n = read(fd, buf + off, st.st_size - off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			snprintf(err, errlen, "%s: %s", path,
+			    n == 0 ? "short read" : strerror(errno));
+			goto fail;
+		}
+		off += n;
+	}
+	rv = conf_parse(path, buf, off, conf, err, errlen);
+ fail:
+	free(buf);
+	close(fd);
+	return rv;
+}
+
+int
+conf_listen_equal(const struct conf_listen *a, const struct conf_listen *b)
+{
+	return a->tls == b->tls && a->any == b->any && a->sslen == b->sslen &&
+	    memcmp(&a->ss, &b->ss, a->sslen) == 0;
+}

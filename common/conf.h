@@ -1,0 +1,57 @@
+/*
+ * The configuration: a file of "directive value" lines, parsed into one
+ * struct conf.  Parsing never touches running state, so a reload can
+ * parse into a fresh struct and throw it away on error.
+ */
+#ifndef CONF_H
+#define CONF_H
+
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <limits.h>
+#include <stddef.h>
+
+#define CONF_MAX_LISTEN	16
+#define CONF_MAX_WORKERS 256
+
+struct conf_listen {
+	char			 name[64];	/* as written, for logs */
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen;
+	int			 tls;
+	int			 any;	/* "*": [::] dual-stack, else 0.0.0.0 */
+};
+
+struct conf {
+	char			 path[PATH_MAX];
+	struct conf_listen	 listen[CONF_MAX_LISTEN];
+	int			 nlisten;
+	int			 workers;
+	char			 user[64];
+	char			 group[64];
+	uid_t			 uid;
+	gid_t			 gid;
+	char			 pidfile[PATH_MAX];
+	char			 tls_certificate[PATH_MAX];
+	char			 tls_certificate_key[PATH_MAX];
+	int			 header_timeout;	/* all in ms */
+	int			 handshake_timeout;
+	int			 keepalive_timeout;
+	int			 send_timeout;
+	int			 shutdown_timeout;
+	long long		 keepalive_requests;
+	long long		 max_uri_size;
+	long long		 max_header_size;
+	long long		 max_body_size;
+};
+
+/* 0 on success; -1 with "file:line: message" (or "file: message") in err. */
+int	conf_load(const char *, struct conf *, char *, size_t);
+/* Parse from memory; name is used in messages.  For tests and conf_load. */
+int	conf_parse(const char *, const char *, size_t, struct conf *,
+	    char *, size_t);
+int	conf_listen_equal(const struct conf_listen *,
+	    const struct conf_listen *);
+
+#endif

@@ -1,0 +1,18 @@
+/*
+ * The current time as an IMF-fixdate, formatted at most once a second
+ * (nginx's ngx_cached_http_time), so no request pays for strftime.
+ */
+#ifndef TIMECACHE_H
+#define TIMECACHE_H
+
+#include <time.h>
+
+#define TIMECACHE_HTTP_LEN	29	/* "Sun, 06 Nov 1994 08:49:37 GMT" */
+
+/* Returns 1 when the second changed since the last call, else 0. */
+int		 timecache_update(void);
+const char	*timecache_http(void);
+time_t		 timecache_now(void);
+void		 timecache_format(time_t, char [TIMECACHE_HTTP_LEN + 1]);
+
+#endif

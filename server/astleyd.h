@@ -1,0 +1,91 @@
+/*
+ * astleyd: the daemon's structs and prototypes, grouped by file.
+ */
+#ifndef ASTLEYD_H
+#define ASTLEYD_H
+
+#include <sys/types.h>
+
+#include <signal.h>
+#include <stddef.h>
+#include <time.h>
+
+#include <openssl/ssl.h>
+
+#include "conf.h"
+#include "http_parse.h"
+#include "log.h"
+#include "timecache.h"
+
+/* Worker exit codes the master tells apart (Apache's APEXIT_CHILDFATAL). */
+#define WORKER_EXIT_OK		0
+#define WORKER_EXIT_FATAL	3	/* cannot run at all: back off */
+
+struct listener {
+	struct conf_listen	 cl;
+	int			 fd;
+};
+
+/* What the master owns and every worker inherits at fork. */
+struct server {
+	struct conf		 conf;
+	struct listener		 listeners[CONF_MAX_LISTEN];
+	int			 nlisteners;
+	SSL_CTX			*ssl_ctx;
+	struct pidfh		*pidfh;
+	int			 foreground;
+	int			 lifeline;	/* to the launcher, or -1 */
+	int			 generation;
+};
+
+/* main.c */
+int	listeners_open(struct server *, const struct conf *,
+	    const struct server *);
+void	listeners_close(struct listener *, int);
+
+/* master.c */
+void	master_run(struct server *) __attribute__((noreturn));
+
+/* worker.c */
+#define WORKER_RUN	0
+#define WORKER_QUIT	1	/* graceful: finish requests in progress */
+#define WORKER_STOP	2	/* fast: finish the response being written */
+extern volatile sig_atomic_t	worker_state;
+void	worker_main(struct server *) __attribute__((noreturn));
+extern sigset_t			worker_waitmask;
+
+/* conn.c */
+void	conn_serve(struct server *, int, int);
+int	conn_init(const struct conf *);
+void	conn_free(void);
+
+/* tls.c */
+SSL_CTX	*tls_ctx_new(const struct conf *, char *, size_t);
+void	 tls_log_errors(const char *);
+
+/* http.c */
+enum http_resp {
+	HTTP_RESP_GET,
+	HTTP_RESP_HEAD,
+	HTTP_RESP_405,
+	HTTP_RESP_400,
+	HTTP_RESP_408,
+	HTTP_RESP_413,
+	HTTP_RESP_414,
+	HTTP_RESP_431,
+	HTTP_RESP_505,
+	HTTP_RESP_MAX
+};
+enum http_conn {
+	HTTP_CONN_NONE,		/* HTTP/1.1 keep-alive: nothing to say */
+	HTTP_CONN_KEEPALIVE,	/* HTTP/1.0 keep-alive */
+	HTTP_CONN_CLOSE,
+	HTTP_CONN_MAX
+};
+int		 http_init(void);
+void		 http_free(void);
+const char	*http_response(int, int, size_t *);
+int		 http_resp_for_status(int);
+int		 http_resp_for_request(const struct http_request *);
+
+#endif

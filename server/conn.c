@@ -1,0 +1,476 @@
+/*
+ * One client connection, from accept to close: TLS handshake, reading and
+ * parsing requests, answering them, keep-alive.  The socket is
+ * non-blocking and every wait is a ppoll against a deadline, so a silent
+ * or slow client can hold a worker only as long as the timeouts allow.
+ * Signals are unblocked only inside that ppoll (worker_waitmask), so a
+ * stop request is seen at the next wait, never lost between two checks.
+ */
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "astleyd.h"
+
+#define CONN_OUTCAP	(16 * 1024)
+#define CONN_MAX_405	4	/* the 4th 405 on a connection closes it */
+#define CONN_LINGER_MS	2000	/* draining input before close */
+
+/* conn_read results besides a byte count */
+#define CONN_EOF	0
+#define CONN_ERROR	(-1)
+#define CONN_TIMEOUT	(-2)
+#define CONN_ABORT	(-3)
+
+/* How a wait reacts to a stop request (worker_state). */
+enum conn_wait {
+	WAIT_IDLE,	/* between requests: any stop ends it */
+	WAIT_REQUEST,	/* request in progress: only a fast stop */
+	WAIT_WRITE	/* response in progress: finish it */
+};
+
+struct conn {
+	struct server	*srv;
+	int		 fd;
+	SSL		*ssl;
+	int		 ssl_fatal;	/* no close_notify after an error */
+	char		*in;
+	size_t		 inlen;		/* bytes in in[] */
+	size_t		 off;		/* start of what is not parsed yet */
+	size_t		 incap;
+	char		*out;
+	size_t		 outlen;
+	long long	 deadline;	/* ms, CLOCK_MONOTONIC */
+	long long	 nrequests;
+	int		 n405;
+};
+
+static char	*conn_inbuf;
+static size_t	 conn_incap;
+static char	*conn_outbuf;
+
+static long long
+now_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+conn_init(const struct conf *conf)
+{
+	/* Room for a whole head at its limits, with a read's worth spare. */
+	conn_incap = conf->max_uri_size + conf->max_header_size + 4096;
+	if ((conn_inbuf = malloc(conn_incap)) == NULL ||
+	    (conn_outbuf = malloc(CONN_OUTCAP)) == NULL)
+		return -1;
+	return 0;
+}
+
+void
+conn_free(void)
+{
+	free(conn_inbuf);
+	free(conn_outbuf);
+	conn_inbuf = conn_outbuf = NULL;
+}
+
+/* Waits for fd to become ready; 0 when it is. */
+static int
+conn_wait(struct conn *c, short events, enum conn_wait how)
+{
+	struct pollfd	pfd;
+	struct timespec	ts;
+	long long	rem;
+
+	for (;;) {
+		if ((how == WAIT_IDLE && worker_state != WORKER_RUN) ||
+		    (how == WAIT_REQUEST && worker_state == WORKER_STOP))
+			return CONN_ABORT;
+		if ((rem = c->deadline - now_ms()) <= 0)
+			return CONN_TIMEOUT;
+		ts.tv_sec = rem / 1000;
+		ts.tv_nsec = (rem % 1000) * 1000000;
+		pfd.fd = c->fd;
+		pfd.events = events;
+		switch (ppoll(&pfd, 1, &ts, &worker_waitmask)) {
+		case -1:
+			if (errno != EINTR)
+				return CONN_ERROR;
+			break;
+		case 0:
+			break;	/* the deadline is checked above */
+		default:
+			return 0;
+		}
+	}
+}
+
+/* For SSL_* calls: what to wait for, or a final result. */
+static int
+conn_ssl_result(struct conn *c, int rv, short *events)
+{
+	switch (SSL_get_error(c->ssl, rv)) {
+	case SSL_ERROR_WANT_READ:
+		*events = POLLIN;
+		return 1;
+	case SSL_ERROR_WANT_WRITE:
+		*events = POLLOUT;
+		return 1;
+	case SSL_ERROR_ZERO_RETURN:
+		return CONN_EOF;
+	default:
+		c->ssl_fatal = 1;
+		tls_log_errors("TLS");
+		return CONN_ERROR;
+	}
+}
+
+static int
+conn_handshake(struct conn *c)
+{
+	short	events;
+	int	rv;
+
+	for (;;) {
+		ERR_clear_error();
+		if ((rv = SSL_accept(c->ssl)) == 1)
+			return 0;
+		if ((rv = conn_ssl_result(c, rv, &events)) != 1)
+			return CONN_ERROR;
+		if ((rv = conn_wait(c, events, WAIT_REQUEST)) != 0)
+			return rv;
+	}
+}
+
+static long
+conn_read(struct conn *c, char *buf, size_t len, enum conn_wait how)
+{
+	ssize_t	n;
+	short	events = POLLIN;
+	int	rv;
+
+	for (;;) {
+		if (c->ssl != NULL) {
+			ERR_clear_error();
+			n = SSL_read(c->ssl, buf, len > INT_MAX ? INT_MAX : len);
+			if (n > 0)
+				return n;
+			if ((rv = conn_ssl_result(c, n, &events)) != 1)
+				return rv;
+		} else {
+			n = read(c->fd, buf, len);
+			if (n >= 0)
+				return n;
+			if (errno != EAGAIN && errno != EINTR)
+				return CONN_ERROR;
+		}
+		if ((rv = conn_wait(c, events, how)) != 0)
+			return rv;
+	}
+}
+
+/* Writes all of buf within send_timeout; 0 or -1. */
+static int
+conn_write(struct conn *c, const char *buf, size_t len)
+{
+	long long	 saved = c->deadline;
+	ssize_t		 n;
+	short		 events = POLLOUT;
+	int		 rv = 0;
+
+	c->deadline = now_ms() + c->srv->conf.send_timeout;
+	while (len > 0) {
+		if (c->ssl != NULL) {
+			ERR_clear_error();
+			n = SSL_write(c->ssl, buf, len > INT_MAX ? INT_MAX : len);
+			if (n <= 0 && conn_ssl_result(c, n, &events) != 1) {
+				rv = -1;
+				break;
+			}
+		} else {
+			n = write(c->fd, buf, len);
+			if (n == -1 && errno != EAGAIN && errno != EINTR) {
+				rv = -1;
+				break;
+			}
+		}
+		if (n > 0) {
+			buf += n;
+			len -= n;
+		} else if (conn_wait(c, events, WAIT_WRITE) != 0) {
+			rv = -1;
+			break;
+		}
+	}
+	/* The read deadline in force before this write still holds. */
+	c->deadline = saved;
+	return rv;
+}
+
+static int
+conn_flush(struct conn *c)
+{
+	int	rv = 0;
+
+	if (c->outlen > 0)
+		rv = conn_write(c, c->out, c->outlen);
+	c->outlen = 0;
+	return rv;
+}
+
+static int
+conn_respond(struct conn *c, int resp, int connhdr)
+{
+	const char	*r;
+	size_t		 len;
+
+	r = http_response(resp, connhdr, &len);
+	if (c->outlen + len > CONN_OUTCAP && conn_flush(c) == -1)
+		return -1;
+	memcpy(c->out + c->outlen, r, len);
+	c->outlen += len;
+	return 0;
+}
+
+/*
+ * Reads more request bytes, after sending what is pending: a pipelining
+ * client may wait for those answers before it sends the rest.
+ */
+static long
+conn_fill(struct conn *c, enum conn_wait how)
+{
+	long	n;
+
+	if (conn_flush(c) == -1)
+		return CONN_ERROR;
+	if (c->off > 0) {
+		memmove(c->in, c->in + c->off, c->inlen - c->off);
+		c->inlen -= c->off;
+		c->off = 0;
+	}
+	n = conn_read(c, c->in + c->inlen, c->incap - c->inlen, how);
+	if (n > 0)
+		c->inlen += n;
+	return n;
+}
+
+/*
+ * Reads and drops the request body so the next request on the connection
+ * starts where it should.  0, or the status to answer with.
+ */
+static int
+conn_discard_body(struct conn *c, const struct http_request *req)
+{
+	const struct conf	*conf = &c->srv->conf;
+	struct http_chunked	 ch;
+	unsigned long long	 remain;
+	long			 n;
+	size_t			 avail;
+
+	if (!req->chunked) {
+		if (req->content_length <= 0)
+			return 0;
+		if (req->content_length > conf->max_body_size)
+			return 413;
+		remain = req->content_length;
+		c->deadline = now_ms() + conf->header_timeout;
+		for (;;) {
+			avail = c->inlen - c->off;
+			if (avail > remain)
+				avail = remain;
+			c->off += avail;
+			if ((remain -= avail) == 0)
+				return 0;
+			if ((n = conn_fill(c, WAIT_REQUEST)) <= 0)
+				return n == CONN_TIMEOUT ? 408 : -1;
+		}
+	}
+	http_chunked_init(&ch);
+	c->deadline = now_ms() + conf->header_timeout;
+	for (;;) {
+		n = http_parse_chunked(&ch, c->in + c->off, c->inlen - c->off,
+		    conf->max_body_size);
+		if (n < 0)
+			return -n;
+		c->off += n;
+		if (http_chunked_done(&ch))
+			return 0;
+		if ((n = conn_fill(c, WAIT_REQUEST)) <= 0)
+			return n == CONN_TIMEOUT ? 408 : -1;
+	}
+}
+
+/*
+ * Half-closes and drains what the client still sends for a moment, so
+ * that unread input does not turn our close into a reset that destroys
+ * the response in flight (nginx's lingering close).
+ */
+static void
+conn_close(struct conn *c, int linger)
+{
+	char	buf[4096];
+	long	n;
+	size_t	total = 0;
+
+	if (c->ssl != NULL && !c->ssl_fatal) {
+		ERR_clear_error();
+		SSL_shutdown(c->ssl);	/* our close_notify, not waiting */
+	}
+	if (shutdown(c->fd, SHUT_WR) == 0) {
+		c->deadline = now_ms() + CONN_LINGER_MS;
+		while ((n = read(c->fd, buf, sizeof(buf))) != 0) {
+			/* Bounded in bytes and time: a flood ends it too. */
+			if (n > 0 && (total += n) < 1024 * 1024 &&
+			    now_ms() < c->deadline)
+				continue;
+			if (n > 0)
+				break;
+			if ((errno != EAGAIN && errno != EINTR) || !linger ||
+			    conn_wait(c, POLLIN, WAIT_REQUEST) != 0)
+				break;
+		}
+	}
+	ERR_clear_error();
+	SSL_free(c->ssl);
+	close(c->fd);
+}
+
+/* The Connection header a response carries. */
+static int
+conn_header(const struct http_request *req, int close)
+{
+	if (close)
+		return HTTP_CONN_CLOSE;
+	return req->version_minor == 0 ? HTTP_CONN_KEEPALIVE : HTTP_CONN_NONE;
+}
+
+/* Answers the complete requests in the buffer; 0 to go on, -1 to close. */
+static int
+conn_process(struct conn *c, int *linger)
+{
+	const struct conf	*conf = &c->srv->conf;
+	struct http_limits	 lim;
+	struct http_request	 req;
+	int			 r, resp, status, close;
+
+	lim.max_uri = conf->max_uri_size;
+	lim.max_header = conf->max_header_size;
+	lim.max_fields = HTTP_MAX_FIELDS;
+	for (;;) {
+		r = http_parse_request(c->in + c->off, c->inlen - c->off, &lim,
+		    &req);
+		if (r == HTTP_PARSE_INCOMPLETE)
+			return 0;
+		if (r < 0) {
+			*linger = 1;
+			conn_respond(c, http_resp_for_status(-r),
+			    HTTP_CONN_CLOSE);
+			return -1;
+		}
+		c->off += r;
+		c->nrequests++;
+		if ((status = conn_discard_body(c, &req)) != 0) {
+			if (status > 0) {
+				*linger = 1;
+				conn_respond(c, http_resp_for_status(status),
+				    HTTP_CONN_CLOSE);
+			}
+			return -1;
+		}
+		resp = http_resp_for_request(&req);
+		close = !req.keepalive ||
+		    c->nrequests >= conf->keepalive_requests ||
+		    conf->keepalive_timeout == 0 ||
+		    worker_state != WORKER_RUN ||
+		    (resp == HTTP_RESP_405 && ++c->n405 >= CONN_MAX_405);
+		if (conn_respond(c, resp, conn_header(&req, close)) == -1)
+			return -1;
+		if (close) {
+			*linger = c->off < c->inlen;
+			return -1;
+		}
+	}
+}
+
+void
+conn_serve(struct server *srv, int fd, int tls)
+{
+	const struct conf	*conf = &srv->conf;
+	struct conn		 conn, *c = &conn;
+	long			 n;
+	size_t			 before;
+	int			 one = 1, linger = 0;
+
+	memset(c, 0, sizeof(*c));
+	c->srv = srv;
+	c->fd = fd;
+	c->in = conn_inbuf;
+	c->incap = conn_incap;
+	c->out = conn_outbuf;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+	if (tls) {
+		c->deadline = now_ms() + conf->handshake_timeout;
+		if ((c->ssl = SSL_new(srv->ssl_ctx)) == NULL ||
+		    !SSL_set_fd(c->ssl, fd)) {
+			tls_log_errors("SSL_new");
+			c->ssl_fatal = 1;
+			goto done;
+		}
+		if (conn_handshake(c) != 0)
+			goto done;
+	}
+	/* The first request's header must arrive within header_timeout. */
+	c->deadline = now_ms() + conf->header_timeout;
+	for (;;) {
+		if (c->inlen > c->off && conn_process(c, &linger) == -1)
+			break;
+		before = c->inlen - c->off;
+		if (before == 0 && c->nrequests > 0)
+			c->deadline = now_ms() + conf->keepalive_timeout;
+		n = conn_fill(c, before == 0 ? WAIT_IDLE : WAIT_REQUEST);
+		if (n == CONN_TIMEOUT && before > 0) {
+			/* A request had started: tell the client why. */
+			linger = 1;
+			conn_respond(c, HTTP_RESP_408, HTTP_CONN_CLOSE);
+		}
+		if (n <= 0)
+			break;
+		if (before == 0 && c->nrequests > 0)
+			c->deadline = now_ms() + conf->header_timeout;
+		/*
+		 * Parse again only when a line was completed, or at the size
+		 * limits: a client sending a byte at a time must not make
+		 * the parser rescan its whole head on every byte.
+		 */
+		while (memchr(c->in + c->inlen - n, '\n', n) == NULL &&
+		    c->inlen - c->off <=
+		    (size_t)(conf->max_uri_size + conf->max_header_size)) {
+			if ((n = conn_fill(c, WAIT_REQUEST)) <= 0)
+				break;
+		}
+		if (n == CONN_TIMEOUT) {
+			linger = 1;
+			conn_respond(c, HTTP_RESP_408, HTTP_CONN_CLOSE);
+		}
+		if (n <= 0)
+			break;
+	}
+ done:
+	conn_flush(c);
+	conn_close(c, linger);
+}

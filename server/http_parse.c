@@ -1,0 +1,510 @@
+/*
+ * HTTP/1.1 request head parser (RFC 9112 sections 2-7), in the manner of
+ * picohttpparser: one pass over the bytes received so far, with every
+ * limit checked inside.  Policy decisions, each from RFC 9112:
+ * - a bare LF ends a line like CRLF (2.2 allows it); a CR not followed
+ *   by LF is an error, as are NUL and other controls (5.5);
+ * - empty lines before the request line are skipped (2.2);
+ * - obs-fold and whitespace before a field's colon are rejected (5.1, 5.2);
+ * - message framing that could be read two ways is rejected (6.1, 6.3).
+ */
+#include <limits.h>
+#include <string.h>
+
+#include "http_parse.h"
+
+/* tchar (RFC 9110 5.6.2) */
+static const unsigned char tchar[256] = {
+	['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1,
+	['*'] = 1, ['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1,
+	['`'] = 1, ['|'] = 1, ['~'] = 1,
+	['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1,
+	['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+	['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,
+	['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1,
+	['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
+	['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+	['Y'] = 1, ['Z'] = 1,
+	['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
+	['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1,
+	['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
+	['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+	['y'] = 1, ['z'] = 1,
+};
+
+#define IS_TCHAR(c)	(tchar[(unsigned char)(c)])
+/* request-target bytes: VCHAR; no obs-text, no controls, no space */
+#define IS_TARGET(c)	((unsigned char)(c) > 0x20 && (unsigned char)(c) < 0x7f)
+/* field-value bytes: VCHAR, SP, HTAB, obs-text */
+#define IS_FIELD(c)	((unsigned char)(c) >= 0x20 ? (unsigned char)(c) != 0x7f \
+			    : (c) == '\t')
+
+static int
+str_eq(const char *p, size_t len, const char *lit)
+{
+	return strlen(lit) == len && memcmp(p, lit, len) == 0;
+}
+
+static int
+str_caseeq(const char *p, size_t len, const char *lit)
+{
+	size_t	i;
+
+	if (strlen(lit) != len)
+		return 0;
+	for (i = 0; i < len; i++) {
+		unsigned char	c = p[i];
+
+		if (c >= 'A' && c <= 'Z')
+			c += 'a' - 'A';
+		if (c != (unsigned char)lit[i])
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * Finds the end of the line starting at p.  Returns a pointer to its
+ * terminator (CR or LF) and sets *next past it, or NULL when the line is
+ * not complete yet.  *bad is set for a CR without LF.
+ */
+static const char *
+line_end(const char *p, const char *end, const char **next, int *bad)
+{
+	const char	*lf;
+
+	*bad = 0;
+	if ((lf = memchr(p, '\n', end - p)) == NULL)
+		return NULL;
+	*next = lf + 1;
+	if (lf > p && lf[-1] == '\r')
+		return lf - 1;
+	return lf;
+}
+
+/* Iterates a comma-separated list element (RFC 9110 5.6.1), trimmed. */
+static int
+list_next(const char **pp, const char *end, struct http_str *elem)
+{
+	const char	*p = *pp, *e;
+
+	while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+		p++;
+	if (p == end)
+		return 0;
+	e = memchr(p, ',', end - p);
+	if (e == NULL)
+		e = end;
+	*pp = e;
+	while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
+		e--;
+	elem->p = p;
+	elem->len = e - p;
+	return 1;
+}
+
+static int
+parse_content_length(const char *v, size_t len, long long *out)
+{
+	struct http_str	 e;
+	const char	*p = v, *end = v + len;
+	long long	 n;
+	size_t		 i;
+	int		 any = 0;
+
+	/* "5, 5" is allowed by RFC 9110 8.6 when every element agrees. */
+	while (list_next(&p, end, &e)) {
+		if (e.len == 0)
+			return -1;
+		n = 0;
+		for (i = 0; i < e.len; i++) {
+			if (e.p[i] < '0' || e.p[i] > '9')
+				return -1;
+			if (n > (LLONG_MAX - 9) / 10)
+				n = LLONG_MAX;	/* too large: 413 later */
+			else
+				n = n * 10 + (e.p[i] - '0');
+		}
+		if (*out != -1 && *out != n)
+			return -1;
+		*out = n;
+		any = 1;
+	}
+	return any ? 0 : -1;
+}
+
+static int
+parse_target(const char *method_name, size_t mlen, struct http_request *req)
+{
+	const char	*t = req->target.p, *end = t + req->target.len, *h;
+
+	if (t[0] == '/') {
+		req->target_form = HTTP_TARGET_ORIGIN;
+		return 0;
+	}
+	if (req->target.len == 1 && t[0] == '*') {
+		req->target_form = HTTP_TARGET_ASTERISK;
+		return req->method == HTTP_METHOD_OPTIONS ? 0 : -1;
+	}
+	if (req->method == HTTP_METHOD_CONNECT) {
+		req->target_form = HTTP_TARGET_AUTHORITY;
+		req->host = req->target;
+		return memchr(t, '/', req->target.len) == NULL ? 0 : -1;
+	}
+	(void)method_name;
+	(void)mlen;
+	if (req->target.len > 7 && str_caseeq(t, 7, "http://"))
+		h = t + 7;
+	else if (req->target.len > 8 && str_caseeq(t, 8, "https://"))
+		h = t + 8;
+	else
+		return -1;
+	req->target_form = HTTP_TARGET_ABSOLUTE;
+	req->host.p = h;
+	while (h < end && *h != '/' && *h != '?' && *h != '#')
+		h++;
+	req->host.len = h - req->host.p;
+	return req->host.len > 0 ? 0 : -1;
+}
+
+static void
+parse_connection(const char *v, size_t len, int *close, int *keepalive)
+{
+	struct http_str	 e;
+	const char	*p = v;
+
+	while (list_next(&p, v + len, &e)) {
+		if (str_caseeq(e.p, e.len, "close"))
+			*close = 1;
+		else if (str_caseeq(e.p, e.len, "keep-alive"))
+			*keepalive = 1;
+	}
+}
+
+/* Transfer-Encoding: every coding is listed once, chunked last (6.1). */
+static int
+parse_transfer_encoding(const char *v, size_t len, int *state)
+{
+	struct http_str	 e;
+	const char	*p = v;
+	int		 any = 0;
+
+	/* state: 0 none seen, 1 chunked is last, 2 something after it */
+	while (list_next(&p, v + len, &e)) {
+		any = 1;
+		if (str_caseeq(e.p, e.len, "chunked")) {
+			if (*state == 1)
+				return -1;	/* chunked twice */
+			*state = 1;
+		} else
+			*state = 2;
+	}
+	return any ? 0 : -1;
+}
+
+int
+http_parse_request(const char *buf, size_t len,
+    const struct http_limits *lim, struct http_request *req)
+{
+	const char	*p = buf, *end = buf + len, *rl, *eol, *next;
+	const char	*hstart, *name, *v, *vend, *m;
+	size_t		 nlen;
+	int		 bad, hosts = 0, close = 0, ka = 0, te = 0, major;
+	int		 have_cl = 0;
+
+	memset(req, 0, sizeof(*req));
+	req->content_length = -1;
+
+	/* Empty lines before the request line are ignored (RFC 9112 2.2). */
+	while (p < end && (*p == '\r' || *p == '\n')) {
+		if (*p == '\r') {
+			if (p + 1 == end)
+				return HTTP_PARSE_INCOMPLETE;
+			if (p[1] != '\n')
+				return -400;
+			p++;
+		}
+		p++;
+		if ((size_t)(p - buf) > lim->max_uri)
+			return -400;
+	}
+	rl = p;
+
+	/* method SP */
+	while (p < end && IS_TCHAR(*p))
+		p++;
+	if (p == end)
+		goto incomplete_line;
+	if (*p != ' ' || p == rl)
+		return -400;
+	req->method_name.p = rl;
+	req->method_name.len = p - rl;
+	m = rl;
+	nlen = p - rl;
+	if (str_eq(m, nlen, "GET"))
+		req->method = HTTP_METHOD_GET;
+	else if (str_eq(m, nlen, "HEAD"))
+		req->method = HTTP_METHOD_HEAD;
+	else if (str_eq(m, nlen, "OPTIONS"))
+		req->method = HTTP_METHOD_OPTIONS;
+	else if (str_eq(m, nlen, "CONNECT"))
+		req->method = HTTP_METHOD_CONNECT;
+	else
+		req->method = HTTP_METHOD_OTHER;
+	p++;
+
+	/* request-target SP */
+	req->target.p = p;
+	while (p < end && IS_TARGET(*p))
+		p++;
+	if (p == end)
+		goto incomplete_line;
+	if (*p != ' ' || p == req->target.p)
+		return -400;
+	req->target.len = p - req->target.p;
+	p++;
+
+	/* HTTP-version CRLF */
+	if ((eol = line_end(p, end, &next, &bad)) == NULL)
+		goto incomplete_line;
+	if ((size_t)(eol - rl) > lim->max_uri)
+		return -414;
+	if (eol - p != 8 || memcmp(p, "HTTP/", 5) != 0 ||
+	    p[5] < '0' || p[5] > '9' || p[6] != '.' || p[7] < '0' || p[7] > '9')
+		return -400;
+	major = p[5] - '0';
+	if (major != 1)
+		return -505;
+	req->version_minor = p[7] - '0';
+	if (parse_target(rl, req->method_name.len, req) == -1)
+		return -400;
+	p = next;
+
+	/* field-line CRLF ... CRLF */
+	hstart = p;
+	for (;;) {
+		if ((eol = line_end(p, end, &next, &bad)) == NULL) {
+			if ((size_t)(end - hstart) > lim->max_header)
+				return -431;
+			/* Reject what is already wrong without waiting. */
+			if (p < end && (*p == ' ' || *p == '\t'))
+				return -400;
+			return HTTP_PARSE_INCOMPLETE;
+		}
+		if ((size_t)(next - hstart) > lim->max_header)
+			return -431;
+		if (eol == p)
+			break;		/* the empty line */
+		if (*p == ' ' || *p == '\t')
+			return -400;	/* obs-fold, or space before a field */
+		name = p;
+		while (p < eol && IS_TCHAR(*p))
+			p++;
+		if (p == eol || *p != ':' || p == name)
+			return -400;
+		nlen = p - name;
+		p++;
+		while (p < eol && (*p == ' ' || *p == '\t'))
+			p++;
+		v = p;
+		for (; p < eol; p++)
+			if (!IS_FIELD(*p))
+				return -400;	/* CTL, NUL, bare CR */
+		vend = eol;
+		while (vend > v && (vend[-1] == ' ' || vend[-1] == '\t'))
+			vend--;
+		if (++req->nfields > lim->max_fields)
+			return -431;
+
+		if (str_caseeq(name, nlen, "host")) {
+			if (++hosts == 1 &&
+			    req->target_form != HTTP_TARGET_ABSOLUTE &&
+			    req->target_form != HTTP_TARGET_AUTHORITY) {
+				req->host.p = v;
+				req->host.len = vend - v;
+			}
+		} else if (str_caseeq(name, nlen, "content-length")) {
+			have_cl = 1;
+			if (parse_content_length(v, vend - v,
+			    &req->content_length) == -1)
+				return -400;
+		} else if (str_caseeq(name, nlen, "transfer-encoding")) {
+			if (parse_transfer_encoding(v, vend - v, &te) == -1)
+				return -400;
+		} else if (str_caseeq(name, nlen, "connection"))
+			parse_connection(v, vend - v, &close, &ka);
+		else if (str_caseeq(name, nlen, "if-modified-since")) {
+			req->if_modified_since.p = v;
+			req->if_modified_since.len = vend - v;
+		} else if (str_caseeq(name, nlen, "if-none-match")) {
+			req->if_none_match.p = v;
+			req->if_none_match.len = vend - v;
+		}
+		p = next;
+	}
+
+	/* RFC 9112 3.2: exactly one Host in HTTP/1.1, at most one in 1.0. */
+	if (hosts > 1 || (hosts == 0 && req->version_minor >= 1))
+		return -400;
+	/* RFC 9112 6.1, 6.3: framing must be unambiguous. */
+	if (te != 0) {
+		if (te != 1 || have_cl || req->version_minor == 0)
+			return -400;
+		req->chunked = 1;
+	}
+	if (req->version_minor >= 1)
+		req->keepalive = !close;
+	else
+		req->keepalive = ka && !close;
+	return next - buf;
+
+ incomplete_line:
+	/* Still in the request line; leading empty lines count too. */
+	if (len > lim->max_uri)
+		return -414;
+	return HTTP_PARSE_INCOMPLETE;
+}
+
+/* Chunked framing, RFC 9112 7.1, read only to be discarded. */
+enum {
+	CH_SIZE,	/* hex digits */
+	CH_EXT,		/* chunk-ext, up to the line end */
+	CH_SIZE_LF,
+	CH_DATA,
+	CH_DATA_CR,
+	CH_DATA_LF,
+	CH_TRAILER,	/* at the start of a trailer line */
+	CH_TRAILER_LINE,
+	CH_TRAILER_LF,
+	CH_END_LF,
+	CH_DONE
+};
+
+void
+http_chunked_init(struct http_chunked *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->state = CH_SIZE;
+}
+
+int
+http_chunked_done(const struct http_chunked *c)
+{
+	return c->state == CH_DONE;
+}
+
+static int
+hexval(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+long
+http_parse_chunked(struct http_chunked *c, const char *buf, size_t len,
+    unsigned long long max)
+{
+	size_t		i = 0, n;
+	unsigned char	ch;
+	int		h;
+
+	while (i < len && c->state != CH_DONE) {
+		ch = buf[i];
+		switch (c->state) {
+		case CH_SIZE:
+			if ((h = hexval(ch)) >= 0) {
+				/* 16 hex digits overflow 64 bits */
+				if (++c->digits > 15)
+					return -413;
+				c->remain = c->remain * 16 + h;
+				if (c->total + c->remain > max)
+					return -413;
+				break;
+			}
+			if (c->digits == 0)
+				return -400;
+			if (ch == ';' || ch == ' ' || ch == '\t')
+				c->state = CH_EXT;
+			else if (ch == '\r')
+				c->state = CH_SIZE_LF;
+			else if (ch == '\n')
+				goto size_done;
+			else
+				return -400;
+			break;
+		case CH_EXT:
+			if (ch == '\r')
+				c->state = CH_SIZE_LF;
+			else if (ch == '\n')
+				goto size_done;
+			else if (!IS_FIELD(ch))
+				return -400;
+			break;
+		case CH_SIZE_LF:
+			if (ch != '\n')
+				return -400;
+ size_done:
+			c->digits = 0;
+			c->state = c->remain == 0 ? CH_TRAILER : CH_DATA;
+			break;
+		case CH_DATA:
+			n = len - i;
+			if (n > c->remain)
+				n = c->remain;
+			c->remain -= n;
+			c->total += n;
+			i += n;
+			if (c->remain == 0)
+				c->state = CH_DATA_CR;
+			continue;
+		case CH_DATA_CR:
+			if (ch == '\r')
+				c->state = CH_DATA_LF;
+			else if (ch == '\n')
+				c->state = CH_SIZE;
+			else
+				return -400;
+			break;
+		case CH_DATA_LF:
+			if (ch != '\n')
+				return -400;
+			c->state = CH_SIZE;
+			break;
+		case CH_TRAILER:
+			if (ch == '\r')
+				c->state = CH_END_LF;
+			else if (ch == '\n')
+				c->state = CH_DONE;
+			else if (IS_TCHAR(ch))
+				c->state = CH_TRAILER_LINE;
+			else
+				return -400;
+			break;
+		case CH_TRAILER_LINE:
+			if (ch == '\r')
+				c->state = CH_TRAILER_LF;
+			else if (ch == '\n')
+				c->state = CH_TRAILER;
+			else if (!IS_FIELD(ch))
+				return -400;
+			break;
+		case CH_TRAILER_LF:
+			if (ch != '\n')
+				return -400;
+			c->state = CH_TRAILER;
+			break;
+		case CH_END_LF:
+			if (ch != '\n')
+				return -400;
+			c->state = CH_DONE;
+			break;
+		}
+		i++;
+	}
+	return (long)i;
+}

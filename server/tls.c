@@ -1,0 +1,144 @@
+/*
+ * All of OpenSSL's set-up lives here.  The one SSL_CTX is built in the
+ * master before fork, so every worker shares the certificate, the key and
+ * the session ticket keys OpenSSL generates with the context.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "astleyd.h"
+
+/* Mozilla "intermediate" (v5.7) TLS 1.2 suites; TLS 1.3 keeps its defaults. */
+#define TLS12_CIPHERS							\
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"	\
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"	\
+	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"	\
+	"DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:"		\
+	"DHE-RSA-CHACHA20-POLY1305"
+#define TLS_GROUPS	"X25519:P-256:P-384"
+
+static const unsigned char	alpn_http11[] = "\x08http/1.1";
+
+/* The first queued OpenSSL error as text, and the queue cleared. */
+static const char *
+tls_error_string(char *buf, size_t len)
+{
+	unsigned long	e = ERR_peek_last_error();
+
+	if (e == 0)
+		snprintf(buf, len, "unknown error");
+	else
+		ERR_error_string_n(e, buf, len);
+	ERR_clear_error();
+	return buf;
+}
+
+void
+tls_log_errors(const char *what)
+{
+	unsigned long	e;
+	char		buf[256];
+
+	while ((e = ERR_get_error()) != 0) {
+		ERR_error_string_n(e, buf, sizeof(buf));
+		log_debug("%s: %s", what, buf);
+	}
+}
+
+static int
+tls_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+    const unsigned char *in, unsigned int inlen, void *arg)
+{
+	unsigned char	*sel;
+
+	(void)ssl;
+	(void)arg;
+	if (SSL_select_next_proto(&sel, outlen, alpn_http11,
+	    sizeof(alpn_http11) - 1, in, inlen) != OPENSSL_NPN_NEGOTIATED)
+		return SSL_TLSEXT_ERR_ALERT_FATAL;	/* RFC 7301 3.2 */
+	*out = sel;
+	return SSL_TLSEXT_ERR_OK;
+}
+
+/* fopen first, so a missing or unreadable file gets errno's words. */
+static int
+tls_check_file(const char *directive, const char *path, char *err,
+    size_t errlen)
+{
+	FILE	*f;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "%s %s: %s", directive, path,
+		    strerror(errno));
+		return -1;
+	}
+	fclose(f);
+	return 0;
+}
+
+SSL_CTX *
+tls_ctx_new(const struct conf *conf, char *err, size_t errlen)
+{
+	SSL_CTX	*ctx;
+	char	 ebuf[256];
+
+	ERR_clear_error();
+	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
+		snprintf(err, errlen, "SSL_CTX_new: %s",
+		    tls_error_string(ebuf, sizeof(ebuf)));
+		return NULL;
+	}
+	if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) ||
+	    !SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) ||
+	    !SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS) ||
+	    !SSL_CTX_set1_groups_list(ctx, TLS_GROUPS)) {
+		snprintf(err, errlen, "TLS parameters: %s",
+		    tls_error_string(ebuf, sizeof(ebuf)));
+		goto fail;
+	}
+	SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE |
+	    SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+	/* Partial writes let a blocked SSL_write resume after poll. */
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/*
+	 * A per-process session cache would be local to one worker; tickets
+	 * (stateless, keyed in the master) resume on any worker instead.
+	 */
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_max_early_data(ctx, 0);
+	SSL_CTX_set_alpn_select_cb(ctx, tls_alpn_select, NULL);
+
+	if (tls_check_file("tls_certificate", conf->tls_certificate, err,
+	    errlen) == -1)
+		goto fail;
+	if (!SSL_CTX_use_certificate_chain_file(ctx, conf->tls_certificate)) {
+		snprintf(err, errlen, "tls_certificate %s: %s",
+		    conf->tls_certificate, tls_error_string(ebuf, sizeof(ebuf)));
+		goto fail;
+	}
+	if (tls_check_file("tls_certificate_key", conf->tls_certificate_key,
+	    err, errlen) == -1)
+		goto fail;
+	if (!SSL_CTX_use_PrivateKey_file(ctx, conf->tls_certificate_key,
+	    SSL_FILETYPE_PEM)) {
+		snprintf(err, errlen, "tls_certificate_key %s: %s",
+		    conf->tls_certificate_key,
+		    tls_error_string(ebuf, sizeof(ebuf)));
+		goto fail;
+	}
+	if (!SSL_CTX_check_private_key(ctx)) {
+		snprintf(err, errlen, "tls_certificate_key %s does not match "
+		    "tls_certificate %s: %s", conf->tls_certificate_key,
+		    conf->tls_certificate, tls_error_string(ebuf, sizeof(ebuf)));
+		goto fail;
+	}
+	return ctx;
+ fail:
+	SSL_CTX_free(ctx);
+	return NULL;
+}
