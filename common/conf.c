@@ -42,6 +42,9 @@ struct conf_directive {
 	int		 repeat;
 };
 
+static int	conf_error(struct conf_ctx *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+
 static int
 conf_error(struct conf_ctx *ctx, const char *fmt, ...)
 {

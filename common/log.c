@@ -28,6 +28,9 @@ log_setverbose(int v)
 	log_verbose = v;
 }
 
+static void	log_vwrite(int, const char *, va_list, int)
+		    __attribute__((format(printf, 2, 0)));
+
 static void
 log_vwrite(int pri, const char *fmt, va_list ap, int with_errno)
 {

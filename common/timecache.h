@@ -14,5 +14,7 @@ int		 timecache_update(void);
 const char	*timecache_http(void);
 time_t		 timecache_now(void);
 void		 timecache_format(time_t, char [TIMECACHE_HTTP_LEN + 1]);
+/* HTTP-date (RFC 9110 5.6.7), all three forms: 0 and *t, or -1. */
+int		 timecache_parse(const char *, size_t, time_t *);
 
 #endif

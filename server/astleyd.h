@@ -38,7 +38,7 @@ struct server {
 	int			 generation;
 };
 
-/* main.c */
+/* listener.c */
 int	listeners_open(struct server *, const struct conf *,
 	    const struct server *);
 void	listeners_close(struct listener *, int);
@@ -67,6 +67,8 @@ void	 tls_log_errors(const char *);
 enum http_resp {
 	HTTP_RESP_GET,
 	HTTP_RESP_HEAD,
+	HTTP_RESP_304,
+	HTTP_RESP_OPTIONS,	/* 204 with Allow */
 	HTTP_RESP_405,
 	HTTP_RESP_400,
 	HTTP_RESP_408,

@@ -59,6 +59,8 @@ struct conn {
 static char	*conn_inbuf;
 static size_t	 conn_incap;
 static char	*conn_outbuf;
+static char	*conn_path;	/* the normalized path of a request */
+static size_t	 conn_pathcap;
 
 static long long
 now_ms(void)
@@ -74,8 +76,10 @@ conn_init(const struct conf *conf)
 {
 	/* Room for a whole head at its limits, with a read's worth spare. */
 	conn_incap = conf->max_uri_size + conf->max_header_size + 4096;
+	conn_pathcap = conf->max_uri_size + 2;
 	if ((conn_inbuf = malloc(conn_incap)) == NULL ||
-	    (conn_outbuf = malloc(CONN_OUTCAP)) == NULL)
+	    (conn_outbuf = malloc(CONN_OUTCAP)) == NULL ||
+	    (conn_path = malloc(conn_pathcap)) == NULL)
 		return -1;
 	return 0;
 }
@@ -85,7 +89,8 @@ conn_free(void)
 {
 	free(conn_inbuf);
 	free(conn_outbuf);
-	conn_inbuf = conn_outbuf = NULL;
+	free(conn_path);
+	conn_inbuf = conn_outbuf = conn_path = NULL;
 }
 
 /* Waits for fd to become ready; 0 when it is. */
@@ -383,7 +388,11 @@ conn_process(struct conn *c, int *linger)
 		}
 		c->off += r;
 		c->nrequests++;
-		if ((status = conn_discard_body(c, &req)) != 0) {
+		if (http_path_normalize(&req, conn_path, conn_pathcap) == -1)
+			status = 400;
+		else
+			status = conn_discard_body(c, &req);
+		if (status != 0) {
 			if (status > 0) {
 				*linger = 1;
 				conn_respond(c, http_resp_for_status(status),

@@ -17,21 +17,28 @@
 extern const unsigned char	http_lyrics[];
 extern const size_t		http_lyrics_len;
 
+#define ALLOW		"Allow: GET, HEAD, OPTIONS\r\n"
+
 struct http_status {
 	int		 status;
 	const char	*reason;
 	const char	*headers;	/* extra header lines */
 	const char	*body;		/* NULL: the lyrics */
-	int		 nobody;	/* headers only (HEAD) */
+	int		 flags;
 };
+#define HTTP_NOBODY	0x01	/* HEAD: the GET headers, no body */
+#define HTTP_NOCONTENT	0x02	/* 204, 304: no body, no length, no type */
+#define HTTP_VALIDATORS	0x04	/* Last-Modified and ETag */
 
 static const struct http_status statuses[HTTP_RESP_MAX] = {
-	[HTTP_RESP_GET] = { 200, "OK", "Last-Modified: " LAST_MODIFIED "\r\n",
-	    NULL, 0 },
-	[HTTP_RESP_HEAD] = { 200, "OK", "Last-Modified: " LAST_MODIFIED "\r\n",
-	    NULL, 1 },
-	[HTTP_RESP_405] = { 405, "Method Not Allowed", "Allow: GET, HEAD\r\n",
-	    BODY_405, 0 },
+	[HTTP_RESP_GET] = { 200, "OK", "", NULL, HTTP_VALIDATORS },
+	[HTTP_RESP_HEAD] = { 200, "OK", "", NULL,
+	    HTTP_VALIDATORS | HTTP_NOBODY },
+	[HTTP_RESP_304] = { 304, "Not Modified", "", NULL,
+	    HTTP_VALIDATORS | HTTP_NOCONTENT },
+	[HTTP_RESP_OPTIONS] = { 204, "No Content", ALLOW, NULL,
+	    HTTP_NOCONTENT },
+	[HTTP_RESP_405] = { 405, "Method Not Allowed", ALLOW, BODY_405, 0 },
 	[HTTP_RESP_400] = { 400, "Bad Request", "", "Bad Request\n", 0 },
 	[HTTP_RESP_408] = { 408, "Request Timeout", "", "Request Timeout\n",
 	    0 },
@@ -57,6 +64,20 @@ struct http_prebuilt {
 };
 
 static struct http_prebuilt	prebuilt[HTTP_RESP_MAX][HTTP_CONN_MAX];
+static char			http_etag_value[32];
+static time_t			http_last_modified = 554342400; /* 1987-07-27 */
+
+/* A strong validator that changes whenever the page does (FNV-1a). */
+static void
+http_etag(char *etag, size_t len)
+{
+	unsigned long long	h = 0xcbf29ce484222325ULL;
+	size_t			i;
+
+	for (i = 0; i < http_lyrics_len; i++)
+		h = (h ^ http_lyrics[i]) * 0x100000001b3ULL;
+	snprintf(etag, len, "\"%016llx\"", h);
+}
 
 int
 http_init(void)
@@ -64,14 +85,25 @@ http_init(void)
 	const struct http_status	*st;
 	struct http_prebuilt		*pb;
 	const char			*body;
+	char				 validators[128], length[64];
 	size_t				 blen, cap;
 	int				 r, c, n, m;
 
 	timecache_update();
+	http_etag(http_etag_value, sizeof(http_etag_value));
+	snprintf(validators, sizeof(validators), "Last-Modified: "
+	    LAST_MODIFIED "\r\nETag: %s\r\n", http_etag_value);
 	for (r = 0; r < HTTP_RESP_MAX; r++) {
 		st = &statuses[r];
 		body = st->body ? st->body : (const char *)http_lyrics;
 		blen = st->body ? strlen(st->body) : http_lyrics_len;
+		if (st->flags & HTTP_NOCONTENT)
+			length[0] = '\0';
+		else
+			snprintf(length, sizeof(length), "Content-Type: "
+			    TEXT_PLAIN "\r\nContent-Length: %zu\r\n", blen);
+		if (st->flags & (HTTP_NOBODY | HTTP_NOCONTENT))
+			blen = 0;
 		for (c = 0; c < HTTP_CONN_MAX; c++) {
 			pb = &prebuilt[r][c];
 			cap = 512 + blen;
@@ -79,18 +111,15 @@ http_init(void)
 				return -1;
 			n = snprintf(pb->buf, cap,
 			    "HTTP/1.1 %d %s\r\nServer: astleyd\r\nDate: %n%s\r\n"
-			    "%sContent-Type: " TEXT_PLAIN "\r\n"
-			    "Content-Length: %zu\r\n%s\r\n", st->status,
-			    st->reason, &m, timecache_http(), st->headers,
-			    blen, conn_headers[c]);
+			    "%s%s%s%s\r\n", st->status, st->reason, &m,
+			    timecache_http(), st->flags & HTTP_VALIDATORS ?
+			    validators : "", st->headers, length,
+			    conn_headers[c]);
 			if (n < 0 || (size_t)n + blen > cap)
 				return -1;
 			pb->date_off = m;
-			if (!st->nobody) {
-				memcpy(pb->buf + n, body, blen);
-				n += blen;
-			}
-			pb->len = n;
+			memcpy(pb->buf + n, body, blen);
+			pb->len = n + blen;
 		}
 	}
 	return 0;
@@ -142,15 +171,59 @@ http_resp_for_status(int status)
 	}
 }
 
+/* If-None-Match (RFC 9110 13.1.2): "*" or a list with our tag. */
+static int
+http_none_match(const struct http_str *v)
+{
+	const char	*p = v->p, *end = v->p + v->len;
+	size_t		 tlen = strlen(http_etag_value);
+
+	while (p < end) {
+		while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+			p++;
+		if (p == end)
+			break;
+		if (*p == '*')
+			return 1;
+		/* Weak comparison: W/"x" matches "x". */
+		if (end - p > 2 && p[0] == 'W' && p[1] == '/')
+			p += 2;
+		if ((size_t)(end - p) >= tlen &&
+		    memcmp(p, http_etag_value, tlen) == 0)
+			return 1;
+		while (p < end && *p != ',')
+			p++;
+	}
+	return 0;
+}
+
+/*
+ * The response to a well-formed request.  Conditional GET per RFC 9110
+ * 13.2.2: If-None-Match, when present, decides alone; otherwise a valid
+ * If-Modified-Since at or after Last-Modified means 304.  An invalid date
+ * is ignored.
+ */
 int
 http_resp_for_request(const struct http_request *req)
 {
+	time_t	ims;
+
 	switch (req->method) {
 	case HTTP_METHOD_GET:
-		return HTTP_RESP_GET;
 	case HTTP_METHOD_HEAD:
-		return HTTP_RESP_HEAD;
+		break;
+	case HTTP_METHOD_OPTIONS:
+		return HTTP_RESP_OPTIONS;
 	default:
 		return HTTP_RESP_405;
 	}
+	if (req->if_none_match.p != NULL) {
+		if (http_none_match(&req->if_none_match))
+			return HTTP_RESP_304;
+	} else if (req->if_modified_since.p != NULL &&
+	    timecache_parse(req->if_modified_since.p,
+	    req->if_modified_since.len, &ims) == 0 &&
+	    ims >= http_last_modified)
+		return HTTP_RESP_304;
+	return req->method == HTTP_METHOD_GET ? HTTP_RESP_GET : HTTP_RESP_HEAD;
 }

@@ -365,6 +365,74 @@ http_parse_request(const char *buf, size_t len,
 	return HTTP_PARSE_INCOMPLETE;
 }
 
+static int
+hexval(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int
+http_path_normalize(const struct http_request *req, char *out, size_t outlen)
+{
+	const char	*p = req->target.p, *end = p + req->target.len;
+	size_t		 n = 0, r, w, e;
+	int		 hi, lo;
+
+	if (req->target_form == HTTP_TARGET_ABSOLUTE)
+		p = req->host.p + req->host.len;
+	else if (req->target_form != HTTP_TARGET_ORIGIN)
+		p = end;	/* "*" and authority-form have no path */
+	if (outlen < (size_t)(end - p) + 2)
+		return -1;
+	out[n++] = '/';
+	if (p < end && *p == '/')
+		p++;
+	for (; p < end && *p != '?'; p++) {
+		if (*p != '%') {
+			out[n++] = *p;
+			continue;
+		}
+		if (end - p < 3 || (hi = hexval(p[1])) < 0 ||
+		    (lo = hexval(p[2])) < 0 || (hi | lo) == 0)
+			return -1;
+		out[n++] = hi << 4 | lo;
+		p += 2;
+	}
+
+	/*
+	 * Dot-segments, in place: each segment is copied down or dropped,
+	 * and ".." also drops the last segment written.  w never passes r.
+	 */
+	for (r = w = 0; r < n; r = e) {
+		for (e = r + 1; e < n && out[e] != '/'; e++)
+			;
+		if (e - r == 2 && out[r + 1] == '.') {
+			if (e == n)
+				out[w++] = '/';
+			continue;
+		}
+		if (e - r == 3 && out[r + 1] == '.' && out[r + 2] == '.') {
+			while (w > 0 && out[--w] != '/')
+				;
+			if (e == n)
+				out[w++] = '/';
+			continue;
+		}
+		memmove(out + w, out + r, e - r);
+		w += e - r;
+	}
+	if (w == 0)
+		out[w++] = '/';
+	out[w] = '\0';
+	return (int)w;
+}
+
 /* Chunked framing, RFC 9112 7.1, read only to be discarded. */
 enum {
 	CH_SIZE,	/* hex digits */
@@ -391,18 +459,6 @@ int
 http_chunked_done(const struct http_chunked *c)
 {
 	return c->state == CH_DONE;
-}
-
-static int
-hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 long
