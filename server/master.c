@@ -280,7 +280,10 @@ master_exit(struct server *srv)
 	exit(0);
 }
 
-/* Hands stdio to /dev/null and tells the launcher we are up. */
+/*
+ * Hands stdio to /dev/null before the first fork, so no worker keeps the
+ * launcher's terminal or pipe open.
+ */
 static void
 master_detach(struct server *srv)
 {
@@ -296,6 +299,14 @@ master_detach(struct server *srv)
 			close(fd);
 	}
 	log_init(0);
+}
+
+/* Tells the launcher we are serving, so it can exit 0. */
+static void
+master_ready(struct server *srv)
+{
+	if (srv->lifeline == -1)
+		return;
 	if (write(srv->lifeline, "R", 1) != 1)
 		log_warn("lifeline");
 	close(srv->lifeline);
@@ -310,10 +321,9 @@ master_run(struct server *srv)
 	long long	 wake, now;
 
 	master_signals(&waitmask);
-	if (!srv->foreground)
-		log_init(0);
-	master_maintain(srv);
 	master_detach(srv);
+	master_maintain(srv);
+	master_ready(srv);
 	log_info("started: %d workers, pid %ld", srv->conf.workers,
 	    (long)getpid());
 
