@@ -62,6 +62,8 @@ void	conn_free(void);
 /* tls.c */
 SSL_CTX	*tls_ctx_new(const struct conf *, char *, size_t);
 void	 tls_log_errors(const char *);
+void	 tls_ticket_rotate(void);
+void	 tls_ticket_wipe(void);
 
 /* http.c */
 enum http_resp {

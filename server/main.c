@@ -135,6 +135,7 @@ main(int argc, char *argv[], char *envp[])
 		pidfile_remove(srv->pidfh);
 		return 1;
 	}
+	tls_ticket_rotate();
 	if (!foreground)
 		srv->lifeline = daemonize();
 	if (pidfile_write(srv->pidfh) == -1) {

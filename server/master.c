@@ -243,6 +243,7 @@ master_reload(struct server *srv)
 			close(srv->listeners[i].fd);
 	}
 	SSL_CTX_free(srv->ssl_ctx);
+	tls_ticket_rotate();
 	srv->conf = next.conf;
 	memcpy(srv->listeners, next.listeners, sizeof(srv->listeners));
 	srv->nlisteners = next.nlisteners;
@@ -275,6 +276,7 @@ master_exit(struct server *srv)
 {
 	listeners_close(srv->listeners, srv->nlisteners);
 	SSL_CTX_free(srv->ssl_ctx);
+	tls_ticket_wipe();
 	pidfile_remove(srv->pidfh);
 	log_info("exiting");
 	exit(0);

@@ -4,10 +4,15 @@
  * the session ticket keys OpenSSL generates with the context.
  */
 #include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 
 #include "astleyd.h"
@@ -22,6 +27,75 @@
 #define TLS_GROUPS	"X25519:P-256:P-384"
 
 static const unsigned char	alpn_http11[] = "\x08http/1.1";
+
+/*
+ * Session ticket keys, made in the master and inherited by every worker,
+ * so a ticket from one worker resumes on any other.  A reload rotates:
+ * the new key issues tickets, the previous one still decrypts them.
+ */
+#define TLS_TICKET_KEYS	2
+struct tls_ticket_key {
+	unsigned char	name[16];
+	unsigned char	hmac[32];
+	unsigned char	aes[32];
+};
+static struct tls_ticket_key	ticket_keys[TLS_TICKET_KEYS];
+static int			nticket_keys;
+
+void
+tls_ticket_rotate(void)
+{
+	memmove(&ticket_keys[1], &ticket_keys[0],
+	    sizeof(ticket_keys) - sizeof(ticket_keys[0]));
+	arc4random_buf(&ticket_keys[0], sizeof(ticket_keys[0]));
+	if (nticket_keys < TLS_TICKET_KEYS)
+		nticket_keys++;
+}
+
+void
+tls_ticket_wipe(void)
+{
+	explicit_bzero(ticket_keys, sizeof(ticket_keys));
+	nticket_keys = 0;
+}
+
+static int
+tls_ticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv,
+    EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
+{
+	struct tls_ticket_key	*k = NULL;
+	OSSL_PARAM		 params[3];
+	int			 i;
+
+	(void)ssl;
+	if (nticket_keys == 0)
+		return 0;
+	if (enc) {
+		k = &ticket_keys[0];
+		memcpy(name, k->name, sizeof(k->name));
+		if (RAND_bytes(iv, 16) != 1 || !EVP_EncryptInit_ex(cctx,
+		    EVP_aes_256_cbc(), NULL, k->aes, iv))
+			return -1;
+	} else {
+		for (i = 0; i < nticket_keys && k == NULL; i++)
+			if (memcmp(name, ticket_keys[i].name, 16) == 0)
+				k = &ticket_keys[i];
+		if (k == NULL)
+			return 0;	/* unknown key: full handshake */
+		if (!EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes,
+		    iv))
+			return -1;
+	}
+	params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY,
+	    k->hmac, sizeof(k->hmac));
+	params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+	    (char *)(uintptr_t)"SHA256", 0);
+	params[2] = OSSL_PARAM_construct_end();
+	if (!EVP_MAC_CTX_set_params(hctx, params))
+		return -1;
+	/* 2: resumed with the previous key, so issue a fresh ticket. */
+	return enc || k == &ticket_keys[0] ? 1 : 2;
+}
 
 /* The first queued OpenSSL error as text, and the queue cleared. */
 static const char *
@@ -112,6 +186,7 @@ tls_ctx_new(const struct conf *conf, char *err, size_t errlen)
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_max_early_data(ctx, 0);
 	SSL_CTX_set_alpn_select_cb(ctx, tls_alpn_select, NULL);
+	SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, tls_ticket_cb);
 
 	if (tls_check_file("tls_certificate", conf->tls_certificate, err,
 	    errlen) == -1)

@@ -167,5 +167,6 @@ worker_main(struct server *srv)
 	http_free();
 	listeners_close(srv->listeners, srv->nlisteners);
 	SSL_CTX_free(srv->ssl_ctx);
+	tls_ticket_wipe();
 	exit(WORKER_EXIT_OK);
 }
