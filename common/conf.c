@@ -24,6 +24,8 @@
 
 #define CONF_MAX_FILE	(1024 * 1024)
 
+#define OFF_ERROR_LOG	offsetof(struct conf, error_log)
+
 struct conf_ctx {
 	const char	*name;
 	char		 dir[PATH_MAX];
@@ -31,6 +33,7 @@ struct conf_ctx {
 	char		*err;
 	size_t		 errlen;
 	int		 seen[32];	/* line of each directive, by index */
+	int		 lenient;	/* skip bad lines: conf_load_pidfile */
 };
 
 struct conf_directive {
@@ -78,6 +81,19 @@ set_path(struct conf_ctx *ctx, struct conf *conf,
 	if (n < 0 || n >= PATH_MAX)
 		return conf_error(ctx, "%s: path too long", d->name);
 	return 0;
+}
+
+/* A log target: a keyword, or a path like any other. */
+static int
+set_log(struct conf_ctx *ctx, struct conf *conf,
+    const struct conf_directive *d, const char *v)
+{
+	if (strcmp(v, "syslog") == 0 || strcmp(v, "off") == 0 ||
+	    (strcmp(v, "stderr") == 0 && d->off == OFF_ERROR_LOG)) {
+		strlcpy((char *)conf + d->off, v, PATH_MAX);
+		return 0;
+	}
+	return set_path(ctx, conf, d, v);
 }
 
 static int
@@ -271,6 +287,8 @@ static const struct conf_directive directives[] = {
 	{ "pidfile", set_path, OFF(pidfile), 0, 0, 0 },
 	{ "tls_certificate", set_path, OFF(tls_certificate), 0, 0, 0 },
 	{ "tls_certificate_key", set_path, OFF(tls_certificate_key), 0, 0, 0 },
+	{ "error_log", set_log, OFF(error_log), 0, 0, 0 },
+	{ "access_log", set_log, OFF(access_log), 0, 0, 0 },
 	{ "header_timeout", set_duration, OFF(header_timeout), 1, MS(3600), 0 },
 	{ "handshake_timeout", set_duration, OFF(handshake_timeout), 1,
 	    MS(3600), 0 },
@@ -300,6 +318,7 @@ conf_defaults(struct conf *conf)
 	strlcpy(conf->user, "nobody", sizeof(conf->user));
 	strlcpy(conf->group, "nogroup", sizeof(conf->group));
 	strlcpy(conf->pidfile, "/run/astleyd.pid", sizeof(conf->pidfile));
+	strlcpy(conf->access_log, "off", sizeof(conf->access_log));
 	conf->header_timeout = 10000;
 	conf->handshake_timeout = 10000;
 	conf->keepalive_timeout = 5000;
@@ -402,9 +421,9 @@ conf_line(struct conf_ctx *ctx, struct conf *conf, char *line)
 	return d->set(ctx, conf, d, word[1]);
 }
 
-int
-conf_parse(const char *name, const char *buf, size_t len, struct conf *conf,
-    char *err, size_t errlen)
+static int
+conf_parse_ctx(const char *name, const char *buf, size_t len,
+    struct conf *conf, char *err, size_t errlen, int lenient)
 {
 	struct conf_ctx	 ctx;
 	char		 line[4096];
@@ -412,6 +431,7 @@ conf_parse(const char *name, const char *buf, size_t len, struct conf *conf,
 	size_t		 llen;
 
 	memset(&ctx, 0, sizeof(ctx));
+	ctx.lenient = lenient;
 	ctx.name = name;
 	ctx.err = err;
 	ctx.errlen = errlen;
@@ -434,22 +454,36 @@ conf_parse(const char *name, const char *buf, size_t len, struct conf *conf,
 		if ((nl = memchr(p, '\n', end - p)) == NULL)
 			nl = end;
 		llen = nl - p;
-		if (llen >= sizeof(line))
-			return conf_error(&ctx, "line too long");
-		memcpy(line, p, llen);
-		line[llen] = '\0';
-		if (memchr(line, '\0', llen) != NULL)
-			return conf_error(&ctx, "NUL byte in line");
-		line[strcspn(line, "#")] = '\0';
-		if (conf_line(&ctx, conf, line) == -1)
-			return -1;
 		p = nl + 1;
+		if (llen >= sizeof(line)) {
+			if (lenient)
+				continue;
+			return conf_error(&ctx, "line too long");
+		}
+		memcpy(line, p - 1 - llen, llen);
+		line[llen] = '\0';
+		if (memchr(line, '\0', llen) != NULL) {
+			if (lenient)
+				continue;
+			return conf_error(&ctx, "NUL byte in line");
+		}
+		line[strcspn(line, "#")] = '\0';
+		if (conf_line(&ctx, conf, line) == -1 && !lenient)
+			return -1;
 	}
-	return conf_finish(&ctx, conf);
+	return lenient ? 0 : conf_finish(&ctx, conf);
 }
 
 int
-conf_load(const char *path, struct conf *conf, char *err, size_t errlen)
+conf_parse(const char *name, const char *buf, size_t len, struct conf *conf,
+    char *err, size_t errlen)
+{
+	return conf_parse_ctx(name, buf, len, conf, err, errlen, 0);
+}
+
+static int
+conf_load_ctx(const char *path, struct conf *conf, char *err, size_t errlen,
+    int lenient)
 {
 	struct stat	 st;
 	char		*buf = NULL;
@@ -485,11 +519,36 @@ conf_load(const char *path, struct conf *conf, char *err, size_t errlen)
 		}
 		off += n;
 	}
-	rv = conf_parse(path, buf, off, conf, err, errlen);
+	rv = conf_parse_ctx(path, buf, off, conf, err, errlen, lenient);
  fail:
 	free(buf);
 	close(fd);
 	return rv;
+}
+
+int
+conf_load(const char *path, struct conf *conf, char *err, size_t errlen)
+{
+	return conf_load_ctx(path, conf, err, errlen, 0);
+}
+
+/*
+ * Only the pidfile, from a file that may be broken: `astleyd -s` must
+ * reach the running master to hear what is wrong with the new config.
+ */
+int
+conf_load_pidfile(const char *path, char *out, size_t outlen, char *err,
+    size_t errlen)
+{
+	static struct conf	conf;
+
+	if (conf_load_ctx(path, &conf, err, errlen, 1) == -1)
+		return -1;
+	if (strlcpy(out, conf.pidfile, outlen) >= outlen) {
+		snprintf(err, errlen, "%s: pidfile path too long", path);
+		return -1;
+	}
+	return 0;
 }
 
 int

@@ -35,6 +35,8 @@ struct conf {
 	char			 pidfile[PATH_MAX];
 	char			 tls_certificate[PATH_MAX];
 	char			 tls_certificate_key[PATH_MAX];
+	char			 error_log[PATH_MAX];	/* "" = default */
+	char			 access_log[PATH_MAX];
 	int			 header_timeout;	/* all in ms */
 	int			 handshake_timeout;
 	int			 keepalive_timeout;
@@ -48,6 +50,7 @@ struct conf {
 
 /* 0 on success; -1 with "file:line: message" (or "file: message") in err. */
 int	conf_load(const char *, struct conf *, char *, size_t);
+int	conf_load_pidfile(const char *, char *, size_t, char *, size_t);
 /* Parse from memory; name is used in messages.  For tests and conf_load. */
 int	conf_parse(const char *, const char *, size_t, struct conf *,
 	    char *, size_t);

@@ -8,6 +8,12 @@
 #include <stdarg.h>
 
 void	log_init(int foreground);
+void	log_detach(void);
+/* Error and access log targets: "", "stderr", "syslog", "off" or a path. */
+int	log_open(const char *, const char *, char *, size_t);
+void	log_close(void);
+int	log_access_on(void);
+void	log_access(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	log_setverbose(int);
 void	log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));

@@ -15,6 +15,7 @@ static const char	tc_longdays[7][10] = { "Sunday", "Monday", "Tuesday",
 
 static time_t	tc_now = -1;
 static char	tc_http[TIMECACHE_HTTP_LEN + 1];
+static char	tc_log[32];
 
 void
 timecache_format(time_t t, char out[TIMECACHE_HTTP_LEN + 1])
@@ -40,6 +41,9 @@ timecache_update(void)
 		return 0;
 	tc_now = ts.tv_sec;
 	timecache_format(tc_now, tc_http);
+	/* "Sun, 06 Nov 1994 08:49:37 GMT" -> "06/Nov/1994:08:49:37 +0000" */
+	snprintf(tc_log, sizeof(tc_log), "%.2s/%.3s/%.4s:%.8s +0000",
+	    tc_http + 5, tc_http + 8, tc_http + 12, tc_http + 17);
 	return 1;
 }
 
@@ -47,6 +51,12 @@ const char *
 timecache_http(void)
 {
 	return tc_http;
+}
+
+const char *
+timecache_log(void)
+{
+	return tc_log;
 }
 
 time_t

@@ -12,6 +12,8 @@
 /* Returns 1 when the second changed since the last call, else 0. */
 int		 timecache_update(void);
 const char	*timecache_http(void);
+/* Common Log Format time: "28/Nov/2026:09:00:00 +0000" */
+const char	*timecache_log(void);
 time_t		 timecache_now(void);
 void		 timecache_format(time_t, char [TIMECACHE_HTTP_LEN + 1]);
 /* HTTP-date (RFC 9110 5.6.7), all three forms: 0 and *t, or -1. */

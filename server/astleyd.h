@@ -5,6 +5,7 @@
 #define ASTLEYD_H
 
 #include <sys/types.h>
+#include <sys/socket.h>
 
 #include <signal.h>
 #include <stddef.h>
@@ -36,11 +37,15 @@ struct server {
 	int			 foreground;
 	int			 lifeline;	/* to the launcher, or -1 */
 	int			 generation;
+	int			 ctl_fd;	/* control socket, or -1 */
+	char			 ctl_path[PATH_MAX];
+	int			 ready[2];	/* workers -> master: pids */
 };
 
 /* listener.c */
 int	listeners_open(struct server *, const struct conf *,
-	    const struct server *);
+	    const struct server *, char *, size_t);
+void	listeners_release(struct server *, const struct server *);
 void	listeners_close(struct listener *, int);
 
 /* master.c */
@@ -55,9 +60,32 @@ void	worker_main(struct server *) __attribute__((noreturn));
 extern sigset_t			worker_waitmask;
 
 /* conn.c */
-void	conn_serve(struct server *, int, int);
+void	conn_serve(struct server *, int, int, const struct sockaddr *);
 int	conn_init(const struct conf *);
 void	conn_free(void);
+
+/* control.c */
+#define CONTROL_TIMEOUT_MS	(3600 * 1000 + 15000)	/* shutdown_timeout max */
+enum control_cmd {
+	CONTROL_RELOAD,
+	CONTROL_STOP,
+	CONTROL_QUIT,
+	CONTROL_REOPEN,
+	CONTROL_MAX
+};
+int	control_command(const char *);
+int	control_path(const char *, char *, size_t);
+int	control_open(struct server *);
+void	control_close(struct server *);
+int	control_accept(struct server *, int *);
+void	control_reply(int, const char *, ...)
+	    __attribute__((format(printf, 2, 3)));
+int	control_client(const char *, const char *, int);
+
+/* notify.c */
+void			notify_send(const char *, ...)
+			    __attribute__((format(printf, 1, 2)));
+unsigned long long	notify_monotonic_usec(void);
 
 /* tls.c */
 SSL_CTX	*tls_ctx_new(const struct conf *, char *, size_t);
@@ -90,6 +118,7 @@ int		 http_init(void);
 void		 http_free(void);
 const char	*http_response(int, int, size_t *);
 int		 http_resp_for_status(int);
+int		 http_resp_status(int, size_t *);
 int		 http_resp_for_request(const struct http_request *);
 
 #endif

@@ -10,6 +10,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <arpa/inet.h>
 
 #include <errno.h>
 #include <poll.h>
@@ -20,6 +21,9 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+
+#define LIBBSD_OPENBSD_VIS
+#include <vis.h>
 
 #include "astleyd.h"
 
@@ -33,10 +37,16 @@
 #define CONN_TIMEOUT	(-2)
 #define CONN_ABORT	(-3)
 
-/* How a wait reacts to a stop request (worker_state). */
+/*
+ * How a wait reacts to a stop request (worker_state).  A graceful stop
+ * (reload, SIGQUIT) ends nothing: an idle keep-alive connection still
+ * gets its next request answered, with "Connection: close", because
+ * closing it under a client that is sending right now would lose that
+ * request.  Only a fast stop ends waits, and never a response.
+ */
 enum conn_wait {
-	WAIT_IDLE,	/* between requests: any stop ends it */
-	WAIT_REQUEST,	/* request in progress: only a fast stop */
+	WAIT_IDLE,	/* between requests */
+	WAIT_REQUEST,	/* request in progress */
 	WAIT_WRITE	/* response in progress: finish it */
 };
 
@@ -54,6 +64,8 @@ struct conn {
 	long long	 deadline;	/* ms, CLOCK_MONOTONIC */
 	long long	 nrequests;
 	int		 n405;
+	long long	 started;	/* this request's first byte, us */
+	const struct sockaddr *peer;
 };
 
 static char	*conn_inbuf;
@@ -69,6 +81,88 @@ now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static long long
+now_us(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Untrusted bytes, made safe for a log line (libbsd's strnvisx). */
+static const char *
+conn_vis(char *dst, size_t dlen, const char *src, size_t slen)
+{
+	if (src == NULL)
+		return "-";
+	if (slen > (dlen - 1) / 4)
+		slen = (dlen - 1) / 4;	/* 4 bytes per byte at worst */
+	if (strnvisx(dst, dlen, src, slen, VIS_CSTYLE | VIS_DQ | VIS_TAB |
+	    VIS_NL) == -1)
+		return "-";
+	return dst;
+}
+
+/*
+ * One access log line, combined format plus the request time in
+ * microseconds.  req is NULL when the request could not be parsed; the
+ * start of its first line stands in for it.
+ */
+static void
+conn_log(struct conn *c, const struct http_request *req, int resp)
+{
+	const struct sockaddr_in6	*sin6;
+	char				 peer[INET6_ADDRSTRLEN], line[1024];
+	char				 ref[1024], ua[1024], rl[2048];
+	const char			*p, *nl;
+	size_t				 body, n;
+	int				 status;
+
+	if (!log_access_on())
+		return;
+	status = http_resp_status(resp, &body);
+	peer[0] = '-';
+	peer[1] = '\0';
+	if (c->peer->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)c->peer)->
+		    sin_addr, peer, sizeof(peer));
+	else if (c->peer->sa_family == AF_INET6) {
+		sin6 = (const struct sockaddr_in6 *)c->peer;
+		/* A dual-stack listener's IPv4 client, shown as IPv4. */
+		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr))
+			inet_ntop(AF_INET, &sin6->sin6_addr.s6_addr[12], peer,
+			    sizeof(peer));
+		else
+			inet_ntop(AF_INET6, &sin6->sin6_addr, peer,
+			    sizeof(peer));
+	}
+	if (req != NULL) {
+		n = req->target.p + req->target.len - req->method_name.p;
+		snprintf(line, sizeof(line), "%.*s HTTP/1.%d", (int)(n > 900 ?
+		    900 : n), req->method_name.p, req->version_minor);
+		conn_vis(rl, sizeof(rl), line, strlen(line));
+		conn_vis(ref, sizeof(ref), req->referer.p, req->referer.len);
+		conn_vis(ua, sizeof(ua), req->user_agent.p,
+		    req->user_agent.len);
+	} else {
+		p = c->in + c->off;
+		n = c->inlen - c->off;
+		if ((nl = memchr(p, '\n', n)) != NULL)
+			n = nl - p;
+		if (n > 0 && p[n - 1] == '\r')
+			n--;
+		conn_vis(rl, sizeof(rl), p, n > 200 ? 200 : n);
+		strlcpy(ref, "-", sizeof(ref));
+		strlcpy(ua, "-", sizeof(ua));
+	}
+	log_access("%s - - [%s] \"%s\" %d %zu \"%s\" \"%s\" %lld", peer,
+	    timecache_log(), rl, status, body,
+	    req != NULL && req->referer.p != NULL ? ref : "-",
+	    req != NULL && req->user_agent.p != NULL ? ua : "-",
+	    now_us() - c->started);
 }
 
 int
@@ -102,8 +196,7 @@ conn_wait(struct conn *c, short events, enum conn_wait how)
 	long long	rem;
 
 	for (;;) {
-		if ((how == WAIT_IDLE && worker_state != WORKER_RUN) ||
-		    (how == WAIT_REQUEST && worker_state == WORKER_STOP))
+		if (how != WAIT_WRITE && worker_state == WORKER_STOP)
 			return CONN_ABORT;
 		if ((rem = c->deadline - now_ms()) <= 0)
 			return CONN_TIMEOUT;
@@ -382,8 +475,9 @@ conn_process(struct conn *c, int *linger)
 			return 0;
 		if (r < 0) {
 			*linger = 1;
-			conn_respond(c, http_resp_for_status(-r),
-			    HTTP_CONN_CLOSE);
+			resp = http_resp_for_status(-r);
+			conn_log(c, NULL, resp);
+			conn_respond(c, resp, HTTP_CONN_CLOSE);
 			return -1;
 		}
 		c->off += r;
@@ -395,8 +489,9 @@ conn_process(struct conn *c, int *linger)
 		if (status != 0) {
 			if (status > 0) {
 				*linger = 1;
-				conn_respond(c, http_resp_for_status(status),
-				    HTTP_CONN_CLOSE);
+				resp = http_resp_for_status(status);
+				conn_log(c, &req, resp);
+				conn_respond(c, resp, HTTP_CONN_CLOSE);
 			}
 			return -1;
 		}
@@ -406,8 +501,12 @@ conn_process(struct conn *c, int *linger)
 		    conf->keepalive_timeout == 0 ||
 		    worker_state != WORKER_RUN ||
 		    (resp == HTTP_RESP_405 && ++c->n405 >= CONN_MAX_405);
+		conn_log(c, &req, resp);
 		if (conn_respond(c, resp, conn_header(&req, close)) == -1)
 			return -1;
+		/* A pipelined request waiting behind this one starts now. */
+		if (log_access_on())
+			c->started = now_us();
 		if (close) {
 			*linger = c->off < c->inlen;
 			return -1;
@@ -416,7 +515,7 @@ conn_process(struct conn *c, int *linger)
 }
 
 void
-conn_serve(struct server *srv, int fd, int tls)
+conn_serve(struct server *srv, int fd, int tls, const struct sockaddr *peer)
 {
 	const struct conf	*conf = &srv->conf;
 	struct conn		 conn, *c = &conn;
@@ -430,6 +529,7 @@ conn_serve(struct server *srv, int fd, int tls)
 	c->in = conn_inbuf;
 	c->incap = conn_incap;
 	c->out = conn_outbuf;
+	c->peer = peer;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
 	if (tls) {
@@ -445,6 +545,8 @@ conn_serve(struct server *srv, int fd, int tls)
 	}
 	/* The first request's header must arrive within header_timeout. */
 	c->deadline = now_ms() + conf->header_timeout;
+	if (log_access_on())
+		c->started = now_us();
 	for (;;) {
 		if (c->inlen > c->off && conn_process(c, &linger) == -1)
 			break;
@@ -455,12 +557,16 @@ conn_serve(struct server *srv, int fd, int tls)
 		if (n == CONN_TIMEOUT && before > 0) {
 			/* A request had started: tell the client why. */
 			linger = 1;
+			conn_log(c, NULL, HTTP_RESP_408);
 			conn_respond(c, HTTP_RESP_408, HTTP_CONN_CLOSE);
 		}
 		if (n <= 0)
 			break;
-		if (before == 0 && c->nrequests > 0)
+		if (before == 0 && c->nrequests > 0) {
 			c->deadline = now_ms() + conf->header_timeout;
+			if (log_access_on())
+				c->started = now_us();
+		}
 		/*
 		 * Parse again only when a line was completed, or at the size
 		 * limits: a client sending a byte at a time must not make
@@ -474,6 +580,7 @@ conn_serve(struct server *srv, int fd, int tls)
 		}
 		if (n == CONN_TIMEOUT) {
 			linger = 1;
+			conn_log(c, NULL, HTTP_RESP_408);
 			conn_respond(c, HTTP_RESP_408, HTTP_CONN_CLOSE);
 		}
 		if (n <= 0)

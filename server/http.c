@@ -61,6 +61,7 @@ struct http_prebuilt {
 	char	*buf;
 	size_t	 len;
 	size_t	 date_off;
+	size_t	 body_len;
 };
 
 static struct http_prebuilt	prebuilt[HTTP_RESP_MAX][HTTP_CONN_MAX];
@@ -120,6 +121,7 @@ http_init(void)
 			pb->date_off = m;
 			memcpy(pb->buf + n, body, blen);
 			pb->len = n + blen;
+			pb->body_len = blen;
 		}
 	}
 	return 0;
@@ -150,6 +152,14 @@ http_response(int resp, int conn, size_t *len)
 				    TIMECACHE_HTTP_LEN);
 	*len = prebuilt[resp][conn].len;
 	return prebuilt[resp][conn].buf;
+}
+
+/* For the access log: the status and body length of a response. */
+int
+http_resp_status(int resp, size_t *body_len)
+{
+	*body_len = prebuilt[resp][HTTP_CONN_NONE].body_len;
+	return statuses[resp].status;
 }
 
 int

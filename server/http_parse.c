@@ -339,6 +339,12 @@ http_parse_request(const char *buf, size_t len,
 		} else if (str_caseeq(name, nlen, "if-none-match")) {
 			req->if_none_match.p = v;
 			req->if_none_match.len = vend - v;
+		} else if (str_caseeq(name, nlen, "referer")) {
+			req->referer.p = v;
+			req->referer.len = vend - v;
+		} else if (str_caseeq(name, nlen, "user-agent")) {
+			req->user_agent.p = v;
+			req->user_agent.len = vend - v;
 		}
 		p = next;
 	}

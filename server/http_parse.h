@@ -50,6 +50,8 @@ struct http_request {
 	long long	 content_length; /* -1: none */
 	struct http_str	 if_modified_since;
 	struct http_str	 if_none_match;
+	struct http_str	 referer;	/* for the access log */
+	struct http_str	 user_agent;
 };
 
 #define HTTP_PARSE_INCOMPLETE	0

@@ -66,9 +66,8 @@ listener_open(struct listener *l, char *err, size_t errlen)
  */
 int
 listeners_open(struct server *srv, const struct conf *conf,
-    const struct server *old)
+    const struct server *old, char *err, size_t errlen)
 {
-	char	err[512];
 	int	i, j;
 
 	srv->nlisteners = 0;
@@ -81,23 +80,31 @@ listeners_open(struct server *srv, const struct conf *conf,
 			if (conf_listen_equal(&old->listeners[j].cl, &l->cl))
 				l->fd = old->listeners[j].fd;
 		srv->nlisteners++;
-		if (l->fd == -1 && listener_open(l, err, sizeof(err)) == -1) {
-			log_warnx("%s", err);
+		if (l->fd == -1 && listener_open(l, err, errlen) == -1) {
 			srv->nlisteners--;
 			goto fail;
 		}
 	}
 	return 0;
  fail:
+	listeners_release(srv, old);
+	return -1;
+}
+
+/* Closes srv's listeners, except those that keep also holds. */
+void
+listeners_release(struct server *srv, const struct server *keep)
+{
+	int	i, j;
+
 	for (i = 0; i < srv->nlisteners; i++) {
-		for (j = 0; old != NULL && j < old->nlisteners; j++)
-			if (old->listeners[j].fd == srv->listeners[i].fd)
+		for (j = 0; keep != NULL && j < keep->nlisteners; j++)
+			if (keep->listeners[j].fd == srv->listeners[i].fd)
 				break;
-		if (old == NULL || j == old->nlisteners)
+		if (keep == NULL || j == keep->nlisteners)
 			close(srv->listeners[i].fd);
 	}
 	srv->nlisteners = 0;
-	return -1;
 }
 
 void

@@ -25,9 +25,11 @@ static void __attribute__((noreturn))
 usage(int code)
 {
 	fprintf(code ? stderr : stdout,
-	    "usage: astleyd [-dhtv] [-f file]\n"
+	    "usage: astleyd [-dhtv] [-f file] [-s signal]\n"
 	    "  -d       stay in the foreground, log to stderr\n"
 	    "  -f file  configuration file (default %s)\n"
+	    "  -s sig   ask the running master to reload, stop, quit or\n"
+	    "           reopen, and wait for the outcome\n"
 	    "  -t       test the configuration and exit\n"
 	    "  -v       print the version and exit\n"
 	    "  -h       print this help and exit\n", ASTLEYD_CONF);
@@ -72,18 +74,24 @@ main(int argc, char *argv[], char *envp[])
 {
 	struct server	*srv = &server;
 	const char	*conf_arg = ASTLEYD_CONF;
+	const char	*signame = NULL;
 	char		 path[PATH_MAX], err[1024];
 	pid_t		 otherpid;
 	int		 ch, foreground = 0, test = 0;
 
 	setproctitle_init(argc, argv, envp);
-	while ((ch = getopt(argc, argv, "df:htv")) != -1) {
+	while ((ch = getopt(argc, argv, "df:hs:tv")) != -1) {
 		switch (ch) {
 		case 'd':
 			foreground = 1;
 			break;
 		case 'f':
 			conf_arg = optarg;
+			break;
+		case 's':
+			signame = optarg;
+			if (control_command(signame) == -1)
+				usage(1);
 			break;
 		case 't':
 			test = 1;
@@ -105,6 +113,16 @@ main(int argc, char *argv[], char *envp[])
 		fprintf(stderr, "astleyd: %s: %s\n", conf_arg, strerror(errno));
 		goto conf_failed;
 	}
+	if (signame != NULL) {
+		if (conf_load_pidfile(path, srv->conf.pidfile,
+		    sizeof(srv->conf.pidfile), err, sizeof(err)) == -1) {
+			fprintf(stderr, "astleyd: %s\n", err);
+			return 1;
+		}
+		/* Stop waits out shutdown_timeout plus the final kill. */
+		return control_client(srv->conf.pidfile, signame,
+		    CONTROL_TIMEOUT_MS);
+	}
 	if (conf_load(path, &srv->conf, err, sizeof(err)) == -1 ||
 	    (srv->ssl_ctx = tls_ctx_new(&srv->conf, err, sizeof(err))) ==
 	    NULL) {
@@ -121,6 +139,12 @@ main(int argc, char *argv[], char *envp[])
 	log_init(1);
 	srv->foreground = foreground;
 	srv->lifeline = -1;
+	srv->ctl_fd = -1;
+	if (log_open(srv->conf.error_log, srv->conf.access_log, err,
+	    sizeof(err)) == -1) {
+		fprintf(stderr, "astleyd: %s\n", err);
+		return 1;
+	}
 	srv->pidfh = pidfile_open(srv->conf.pidfile, 0644, &otherpid);
 	if (srv->pidfh == NULL) {
 		if (errno == EEXIST)
@@ -131,7 +155,12 @@ main(int argc, char *argv[], char *envp[])
 			    srv->conf.pidfile, strerror(errno));
 		return 1;
 	}
-	if (listeners_open(srv, &srv->conf, NULL) == -1) {
+	if (listeners_open(srv, &srv->conf, NULL, err, sizeof(err)) == -1) {
+		fprintf(stderr, "astleyd: %s\n", err);
+		pidfile_remove(srv->pidfh);
+		return 1;
+	}
+	if (control_open(srv) == -1) {
 		pidfile_remove(srv->pidfh);
 		return 1;
 	}
@@ -140,6 +169,7 @@ main(int argc, char *argv[], char *envp[])
 		srv->lifeline = daemonize();
 	if (pidfile_write(srv->pidfh) == -1) {
 		log_warn("pidfile %s", srv->conf.pidfile);
+		control_close(srv);
 		pidfile_remove(srv->pidfh);
 		return 1;
 	}

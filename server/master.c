@@ -1,8 +1,9 @@
 /*
- * The master: no client I/O, only a table of worker slots, signals and
- * reloads.  Signal handlers set flags; the loop below blocks every signal
- * it handles and unblocks them only inside ppoll, so none is lost between
- * a check and the sleep (nginx's ngx_master_process_cycle).
+ * The master: no client I/O, only a table of worker slots, signals,
+ * reloads and the control socket.  Signal handlers set flags; the loop
+ * below blocks every signal it handles and unblocks them only inside
+ * ppoll, so none is lost between a check and the sleep (nginx's
+ * ngx_master_process_cycle).
  */
 #include <sys/wait.h>
 
@@ -20,6 +21,7 @@
 #include "astleyd.h"
 
 #define MASTER_MAX_SLOTS	(CONF_MAX_WORKERS * 4)
+#define MASTER_MAX_WAITING	8	/* control clients awaiting an outcome */
 #define RESPAWN_MIN_MS		100
 #define RESPAWN_MAX_MS		10000
 #define WORKER_SICK_MS		1000	/* dying sooner counts as a failure */
@@ -27,16 +29,31 @@
 struct slot {
 	pid_t		 pid;		/* 0: free */
 	int		 generation;
+	int		 ready;		/* has said it accepts */
 	long long	 started;
 };
 
-static volatile sig_atomic_t	sig_chld, sig_hup, sig_term, sig_quit;
+/* A control client told the outcome once its generation is serving. */
+struct waiting {
+	int		 fd;		/* -1: free */
+	int		 cmd;
+	int		 generation;
+};
+
+static volatile sig_atomic_t	sig_chld, sig_hup, sig_term, sig_quit,
+				sig_usr1;
 
 static struct slot	slots[MASTER_MAX_SLOTS];
+static struct waiting	waiting[MASTER_MAX_WAITING];
 static long long	respawn_at;	/* no spawning before this */
 static int		respawn_delay;	/* grows while workers keep failing */
 static int		stopping;	/* 0, WORKER_QUIT or WORKER_STOP */
 static long long	kill_at;	/* stop: SIGKILL what is left then */
+static int		started;	/* the first generation was ready */
+static int		reloading;	/* sd_notify READY=1 still owed */
+
+static void	master_stop(struct server *, int);
+static void	master_renew(struct server *);
 
 static long long
 master_now(void)
@@ -60,6 +77,9 @@ master_sighdlr(int sig)
 	case SIGQUIT:
 		sig_quit = 1;
 		break;
+	case SIGUSR1:
+		sig_usr1 = 1;
+		break;
 	default:
 		sig_term = 1;
 	}
@@ -71,13 +91,12 @@ master_signals(sigset_t *waitmask)
 	struct sigaction	 sa;
 	sigset_t		 block;
 	int			 sigs[] = { SIGCHLD, SIGHUP, SIGTERM, SIGINT,
-				    SIGQUIT };
+				    SIGQUIT, SIGUSR1 };
 	size_t			 i;
 
 	sigemptyset(&block);
 	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
 		sigaddset(&block, sigs[i]);
-	sigaddset(&block, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &block, NULL);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = master_sighdlr;
@@ -86,17 +105,17 @@ master_signals(sigset_t *waitmask)
 		sigaction(sigs[i], &sa, NULL);
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
-	sigaction(SIGUSR1, &sa, NULL);	/* log reopen: nothing to reopen */
 	sigemptyset(waitmask);
 }
 
+/* Workers of a generation (-1: all), counting only ready ones if asked. */
 static int
-master_count(int generation)
+master_count(int generation, int ready)
 {
 	int	i, n = 0;
 
 	for (i = 0; i < MASTER_MAX_SLOTS; i++)
-		if (slots[i].pid != 0 &&
+		if (slots[i].pid != 0 && (!ready || slots[i].ready) &&
 		    (generation < 0 || slots[i].generation == generation))
 			n++;
 	return n;
@@ -132,11 +151,16 @@ master_spawn(struct server *srv)
 		log_warn("fork");
 		return -1;
 	case 0:
+		/* Nothing of the master's control traffic goes along. */
+		for (i = 0; i < MASTER_MAX_WAITING; i++)
+			if (waiting[i].fd != -1)
+				close(waiting[i].fd);
 		worker_main(srv);
 		/* NOTREACHED */
 	}
 	s->pid = pid;
 	s->generation = srv->generation;
+	s->ready = 0;
 	s->started = master_now();
 	return 0;
 }
@@ -149,12 +173,93 @@ master_maintain(struct server *srv)
 
 	if (stopping || master_now() < respawn_at)
 		return;
-	for (n = master_count(srv->generation); n < srv->conf.workers; n++)
+	for (n = master_count(srv->generation, 0); n < srv->conf.workers; n++)
 		if (master_spawn(srv) == -1) {
 			respawn_delay = RESPAWN_MIN_MS;
 			respawn_at = master_now() + respawn_delay;
 			return;
 		}
+}
+
+static void
+master_wait_add(int fd, int cmd, int generation)
+{
+	int	i;
+
+	for (i = 0; i < MASTER_MAX_WAITING; i++)
+		if (waiting[i].fd == -1) {
+			waiting[i].fd = fd;
+			waiting[i].cmd = cmd;
+			waiting[i].generation = generation;
+			return;
+		}
+	control_reply(fd, "error too many control clients");
+	close(fd);
+}
+
+/* Answers reload clients whose generation is serving, or has failed. */
+static void
+master_wait_check(struct server *srv, const char *failure)
+{
+	struct waiting	*w;
+	int		 i, n;
+
+	for (i = 0; i < MASTER_MAX_WAITING; i++) {
+		w = &waiting[i];
+		if (w->fd == -1 || w->cmd != CONTROL_RELOAD)
+			continue;
+		n = master_count(w->generation, 1);
+		if (failure != NULL)
+			control_reply(w->fd, "error reload: %s", failure);
+		else if (w->generation != srv->generation ||
+		    n >= srv->conf.workers)
+			control_reply(w->fd, "ok reload ok: generation %d, %d "
+			    "workers serving", w->generation, n);
+		else
+			continue;
+		close(w->fd);
+		w->fd = -1;
+	}
+}
+
+/* Hands stdio to /dev/null and tells the launcher we are serving. */
+static void
+master_ready(struct server *srv)
+{
+	started = 1;
+	notify_send("READY=1\nMAINPID=%ld\nSTATUS=serving, generation %d",
+	    (long)getpid(), srv->generation);
+	if (srv->lifeline == -1)
+		return;
+	log_detach();
+	if (write(srv->lifeline, "R", 1) != 1)
+		log_warn("lifeline");
+	close(srv->lifeline);
+	srv->lifeline = -1;
+}
+
+/* Workers write their pid to the ready pipe once they accept. */
+static void
+master_read_ready(struct server *srv)
+{
+	pid_t	pids[64];
+	ssize_t	n;
+	int	i, j;
+
+	while ((n = read(srv->ready[0], pids, sizeof(pids))) > 0)
+		for (i = 0; i < n / (ssize_t)sizeof(pid_t); i++)
+			for (j = 0; j < MASTER_MAX_SLOTS; j++)
+				if (slots[j].pid == pids[i])
+					slots[j].ready = 1;
+	if (master_count(srv->generation, 1) >= srv->conf.workers) {
+		if (!started)
+			master_ready(srv);
+		if (reloading)
+			notify_send("READY=1\nSTATUS=serving, generation %d",
+			    srv->generation);
+		reloading = 0;
+	}
+	master_wait_check(srv, NULL);
 }
 
 static void
@@ -180,7 +285,7 @@ master_reap(struct server *srv)
 				    WEXITSTATUS(st));
 			continue;
 		}
-		failed = now - s->started < WORKER_SICK_MS ||
+		failed = !s->ready || now - s->started < WORKER_SICK_MS ||
 		    (WIFEXITED(st) && WEXITSTATUS(st) == WORKER_EXIT_FATAL);
 		if (WIFSIGNALED(st))
 			log_warnx("worker %ld killed by signal %d%s", (long)pid,
@@ -188,45 +293,56 @@ master_reap(struct server *srv)
 		else
 			log_warnx("worker %ld exited with status %d",
 			    (long)pid, WEXITSTATUS(st));
+		if (!failed) {
+			respawn_delay = 0;
+			continue;
+		}
+		if (!s->ready)
+			master_wait_check(srv, "a new worker failed to start; "
+			    "see the error log");
+		if (!started && srv->lifeline != -1) {
+			/* A daemon whose workers cannot start did not start. */
+			log_warnx("workers failed to start");
+			master_stop(srv, WORKER_STOP);
+			continue;
+		}
 		/*
 		 * A worker that dies young is replaced after a delay that
 		 * doubles each time, so a broken set-up cannot fork-storm;
 		 * one that served a while is replaced at once.
 		 */
-		if (failed) {
-			respawn_delay = respawn_delay == 0 ? RESPAWN_MIN_MS :
-			    respawn_delay * 2 > RESPAWN_MAX_MS ?
-			    RESPAWN_MAX_MS : respawn_delay * 2;
-			respawn_at = now + respawn_delay;
-			log_warnx("respawning in %d ms", respawn_delay);
-		} else
-			respawn_delay = 0;
+		respawn_delay = respawn_delay == 0 ? RESPAWN_MIN_MS :
+		    respawn_delay * 2 > RESPAWN_MAX_MS ? RESPAWN_MAX_MS :
+		    respawn_delay * 2;
+		respawn_at = now + respawn_delay;
+		log_warnx("respawning in %d ms", respawn_delay);
 	}
 }
 
 /*
  * Reload by generation: parse and prepare everything first; on any error
- * keep the running generation untouched.
+ * keep the running generation untouched.  0, or -1 with the reason.
  */
-static void
-master_reload(struct server *srv)
+static int
+master_reload(struct server *srv, char *err, size_t errlen)
 {
 	static struct server	 next;
-	char			 err[1024];
-	int			 i, j;
 
+	notify_send("RELOADING=1\nMONOTONIC_USEC=%llu",
+	    notify_monotonic_usec());
 	memset(&next, 0, sizeof(next));
-	if (conf_load(srv->conf.path, &next.conf, err, sizeof(err)) == -1 ||
-	    (next.ssl_ctx = tls_ctx_new(&next.conf, err, sizeof(err))) ==
-	    NULL) {
-		log_warnx("reload failed, keeping the old configuration: %s",
-		    err);
-		return;
-	}
-	if (listeners_open(&next, &next.conf, srv) == -1) {
-		log_warnx("reload failed, keeping the old configuration");
+	if (conf_load(srv->conf.path, &next.conf, err, errlen) == -1 ||
+	    (next.ssl_ctx = tls_ctx_new(&next.conf, err, errlen)) == NULL)
+		goto fail;
+	if (listeners_open(&next, &next.conf, srv, err, errlen) == -1) {
 		SSL_CTX_free(next.ssl_ctx);
-		return;
+		goto fail;
+	}
+	if (log_open(next.conf.error_log, next.conf.access_log, err,
+	    errlen) == -1) {
+		listeners_release(&next, srv);
+		SSL_CTX_free(next.ssl_ctx);
+		goto fail;
 	}
 	if (strcmp(next.conf.pidfile, srv->conf.pidfile) != 0)
 		log_warnx("pidfile changes need a restart; keeping %s",
@@ -235,27 +351,53 @@ master_reload(struct server *srv)
 	    sizeof(next.conf.pidfile));
 
 	/* Close what the new configuration no longer listens on. */
-	for (i = 0; i < srv->nlisteners; i++) {
-		for (j = 0; j < next.nlisteners; j++)
-			if (next.listeners[j].fd == srv->listeners[i].fd)
-				break;
-		if (j == next.nlisteners)
-			close(srv->listeners[i].fd);
-	}
+	listeners_release(srv, &next);
 	SSL_CTX_free(srv->ssl_ctx);
 	tls_ticket_rotate();
 	srv->conf = next.conf;
 	memcpy(srv->listeners, next.listeners, sizeof(srv->listeners));
 	srv->nlisteners = next.nlisteners;
 	srv->ssl_ctx = next.ssl_ctx;
+	master_renew(srv);
+	log_info("reloaded %s: generation %d, %d workers", srv->conf.path,
+	    srv->generation, srv->conf.workers);
+	/* READY=1 once the new generation accepts: master_read_ready. */
+	reloading = 1;
+	return 0;
+ fail:
+	log_warnx("reload failed, keeping the old configuration: %s", err);
+	notify_send("READY=1\nSTATUS=reload failed: %s", err);
+	return -1;
+}
+
+/* A new generation of workers; the old one finishes and exits. */
+static void
+master_renew(struct server *srv)
+{
 	srv->generation++;
 	respawn_at = 0;
 	respawn_delay = 0;
 	master_maintain(srv);
-	/* Old workers finish what they are doing and exit. */
 	master_signal_workers(SIGQUIT, srv->generation);
-	log_info("reloaded %s: generation %d, %d workers", srv->conf.path,
-	    srv->generation, srv->conf.workers);
+}
+
+/*
+ * Log rotation: the master reopens the files (it may, as root), and a
+ * fresh generation of workers inherits them; the old one finishes its
+ * requests into the old files and exits.
+ */
+static void
+master_reopen(struct server *srv)
+{
+	char	err[1024];
+
+	if (log_open(srv->conf.error_log, srv->conf.access_log, err,
+	    sizeof(err)) == -1) {
+		log_warnx("reopen failed, keeping the old logs: %s", err);
+		return;
+	}
+	log_info("reopened logs");
+	master_renew(srv);
 }
 
 static void
@@ -263,69 +405,92 @@ master_stop(struct server *srv, int how)
 {
 	if (stopping == WORKER_STOP || stopping == how)
 		return;
-	if (stopping == 0)
+	if (stopping == 0) {
 		kill_at = master_now() + srv->conf.shutdown_timeout;
+		notify_send("STOPPING=1");
+	}
 	stopping = how;
 	log_info("%s", how == WORKER_STOP ? "stopping" :
 	    "stopping gracefully");
 	master_signal_workers(how == WORKER_STOP ? SIGTERM : SIGQUIT, -1);
+	master_wait_check(srv, "stopping");
 }
 
 static void __attribute__((noreturn))
 master_exit(struct server *srv)
 {
+	int	i;
+
 	listeners_close(srv->listeners, srv->nlisteners);
 	SSL_CTX_free(srv->ssl_ctx);
 	tls_ticket_wipe();
+	control_close(srv);
+	close(srv->ready[0]);
+	close(srv->ready[1]);
+	/* stop and quit clients learn the outcome from this close. */
+	for (i = 0; i < MASTER_MAX_WAITING; i++)
+		if (waiting[i].fd != -1)
+			close(waiting[i].fd);
 	pidfile_remove(srv->pidfh);
 	log_info("exiting");
-	exit(0);
+	log_close();
+	exit(started ? 0 : 1);
 }
 
-/*
- * Hands stdio to /dev/null before the first fork, so no worker keeps the
- * launcher's terminal or pipe open.
- */
 static void
-master_detach(struct server *srv)
+master_control(struct server *srv)
 {
-	int	fd;
+	char	err[1024];
+	int	fd, cmd;
 
-	if (srv->lifeline == -1)
+	if ((cmd = control_accept(srv, &fd)) == -1)
 		return;
-	if ((fd = open("/dev/null", O_RDWR)) != -1) {
-		dup2(fd, STDIN_FILENO);
-		dup2(fd, STDOUT_FILENO);
-		dup2(fd, STDERR_FILENO);
-		if (fd > STDERR_FILENO)
-			close(fd);
+	switch (cmd) {
+	case CONTROL_RELOAD:
+		if (stopping)
+			control_reply(fd, "error stopping");
+		else if (master_reload(srv, err, sizeof(err)) == -1)
+			control_reply(fd, "error reload failed, the old "
+			    "configuration keeps serving: %s", err);
+		else {
+			master_wait_add(fd, cmd, srv->generation);
+			master_wait_check(srv, NULL);
+			return;
+		}
+		break;
+	case CONTROL_REOPEN:
+		master_reopen(srv);
+		control_reply(fd, "ok reopened logs, generation %d",
+		    srv->generation);
+		break;
+	case CONTROL_STOP:
+	case CONTROL_QUIT:
+		control_reply(fd, "ok %s in progress", cmd == CONTROL_STOP ?
+		    "stop" : "graceful stop");
+		master_stop(srv, cmd == CONTROL_STOP ? WORKER_STOP :
+		    WORKER_QUIT);
+		master_wait_add(fd, cmd, srv->generation);
+		return;
 	}
-	log_init(0);
-}
-
-/* Tells the launcher we are serving, so it can exit 0. */
-static void
-master_ready(struct server *srv)
-{
-	if (srv->lifeline == -1)
-		return;
-	if (write(srv->lifeline, "R", 1) != 1)
-		log_warn("lifeline");
-	close(srv->lifeline);
-	srv->lifeline = -1;
+	close(fd);
 }
 
 void
 master_run(struct server *srv)
 {
+	struct pollfd	 pfd[2];
 	struct timespec	 ts, *tsp;
 	sigset_t	 waitmask;
 	long long	 wake, now;
+	char		 err[1024];
+	int		 i;
 
+	for (i = 0; i < MASTER_MAX_WAITING; i++)
+		waiting[i].fd = -1;
 	master_signals(&waitmask);
-	master_detach(srv);
+	if (pipe2(srv->ready, O_CLOEXEC | O_NONBLOCK) == -1)
+		fatal("pipe2");
 	master_maintain(srv);
-	master_ready(srv);
 	log_info("started: %d workers, pid %ld", srv->conf.workers,
 	    (long)getpid());
 
@@ -335,7 +500,7 @@ master_run(struct server *srv)
 		if (stopping)
 			wake = kill_at;
 		else if (respawn_at > now &&
-		    master_count(srv->generation) < srv->conf.workers)
+		    master_count(srv->generation, 0) < srv->conf.workers)
 			wake = respawn_at;
 		tsp = NULL;
 		if (wake >= 0) {
@@ -345,13 +510,22 @@ master_run(struct server *srv)
 			ts.tv_nsec = ((wake - now) % 1000) * 1000000;
 			tsp = &ts;
 		}
-		if (ppoll(NULL, 0, tsp, &waitmask) == -1 && errno != EINTR)
-			log_warn("ppoll");
+		pfd[0].fd = srv->ready[0];
+		pfd[0].events = POLLIN;
+		pfd[1].fd = stopping ? -1 : srv->ctl_fd;
+		pfd[1].events = POLLIN;
+		if (ppoll(pfd, 2, tsp, &waitmask) == -1) {
+			if (errno != EINTR)
+				log_warn("ppoll");
+			pfd[0].revents = pfd[1].revents = 0;
+		}
 
 		if (sig_chld) {
 			sig_chld = 0;
 			master_reap(srv);
 		}
+		if (pfd[0].revents & POLLIN)
+			master_read_ready(srv);
 		if (sig_term) {
 			sig_term = 0;
 			master_stop(srv, WORKER_STOP);
@@ -363,14 +537,21 @@ master_run(struct server *srv)
 		if (sig_hup) {
 			sig_hup = 0;
 			if (!stopping)
-				master_reload(srv);
+				master_reload(srv, err, sizeof(err));
 		}
+		if (sig_usr1) {
+			sig_usr1 = 0;
+			if (!stopping)
+				master_reopen(srv);
+		}
+		if (pfd[1].revents & POLLIN)
+			master_control(srv);
 		if (stopping) {
-			if (master_count(-1) == 0)
+			if (master_count(-1, 0) == 0)
 				master_exit(srv);
 			if (master_now() >= kill_at) {
 				log_warnx("shutdown_timeout: killing %d "
-				    "workers", master_count(-1));
+				    "workers", master_count(-1, 0));
 				master_signal_workers(SIGKILL, -1);
 				kill_at = master_now() + 1000;
 			}

@@ -97,7 +97,9 @@ worker_main(struct server *srv)
 {
 	struct epoll_event	 ev;
 	struct timespec		 ts;
-	pid_t			 master = getppid();
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen;
+	pid_t			 master = getppid(), self;
 	int			 epfd, fd, i, n;
 
 	setproctitle("worker process");
@@ -109,6 +111,12 @@ worker_main(struct server *srv)
 	if (srv->lifeline != -1)
 		close(srv->lifeline);
 	srv->lifeline = -1;
+	if (srv->ctl_fd != -1)
+		close(srv->ctl_fd);
+	srv->ctl_fd = -1;
+	close(srv->ready[0]);
+	if (!srv->foreground)
+		log_detach();
 
 	worker_drop_privileges(&srv->conf);
 	/* Exit with the master, even if it is killed outright. */
@@ -134,6 +142,11 @@ worker_main(struct server *srv)
 		log_warn("worker init");
 		exit(WORKER_EXIT_FATAL);
 	}
+	/* Tell the master this worker accepts (reload and start wait on it). */
+	self = getpid();
+	if (write(srv->ready[1], &self, sizeof(self)) != sizeof(self))
+		log_warn("ready pipe");
+	close(srv->ready[1]);
 
 	while (worker_state == WORKER_RUN) {
 		n = epoll_pwait(epfd, &ev, 1, -1, &worker_waitmask);
@@ -145,8 +158,9 @@ worker_main(struct server *srv)
 		if (n == 0)
 			continue;
 		i = ev.data.u32;
-		fd = accept4(srv->listeners[i].fd, NULL, NULL,
-		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		sslen = sizeof(ss);
+		fd = accept4(srv->listeners[i].fd, (struct sockaddr *)&ss,
+		    &sslen, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd == -1) {
 			/* Another worker took it, or the client gave up. */
 			if (errno == EAGAIN || errno == ECONNABORTED ||
@@ -159,7 +173,8 @@ worker_main(struct server *srv)
 			ppoll(NULL, 0, &ts, &worker_waitmask);
 			continue;
 		}
-		conn_serve(srv, fd, srv->listeners[i].cl.tls);
+		conn_serve(srv, fd, srv->listeners[i].cl.tls,
+		    (struct sockaddr *)&ss);
 	}
 
 	close(epfd);
@@ -168,5 +183,6 @@ worker_main(struct server *srv)
 	listeners_close(srv->listeners, srv->nlisteners);
 	SSL_CTX_free(srv->ssl_ctx);
 	tls_ticket_wipe();
+	log_close();
 	exit(WORKER_EXIT_OK);
 }

@@ -1,0 +1,253 @@
+/*
+ * The control socket: `astleyd -s reload|stop|quit|reopen` asks the
+ * running master through a UNIX socket next to the pidfile and waits for
+ * the outcome, so a failed reload fails where the operator typed it (a
+ * signal can only say it was sent).  Mode 0600 and a getpeereid check:
+ * only root and the master's own user may ask.
+ */
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "astleyd.h"
+
+#define CONTROL_READ_MS	1000	/* a client must send its command at once */
+
+static const char *const control_names[CONTROL_MAX] = {
+	[CONTROL_RELOAD] = "reload",
+	[CONTROL_STOP] = "stop",
+	[CONTROL_QUIT] = "quit",
+	[CONTROL_REOPEN] = "reopen",
+};
+
+int
+control_command(const char *name)
+{
+	int	i;
+
+	for (i = 0; i < CONTROL_MAX; i++)
+		if (strcmp(name, control_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+/* /run/astleyd.pid -> /run/astleyd.sock */
+int
+control_path(const char *pidfile, char *out, size_t outlen)
+{
+	size_t	n = strlen(pidfile);
+
+	if (n > 4 && strcmp(pidfile + n - 4, ".pid") == 0)
+		n -= 4;
+	if (snprintf(out, outlen, "%.*s.sock", (int)n, pidfile) >=
+	    (int)outlen || strlen(out) >= sizeof(((struct sockaddr_un *)0)->
+	    sun_path))
+		return -1;
+	return 0;
+}
+
+static int
+control_addr(const char *path, struct sockaddr_un *sun)
+{
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	if (strlcpy(sun->sun_path, path, sizeof(sun->sun_path)) >=
+	    sizeof(sun->sun_path))
+		return -1;
+	return 0;
+}
+
+/*
+ * Called with the pidfile locked, so a socket file left there belongs to
+ * a dead master and may be replaced.
+ */
+int
+control_open(struct server *srv)
+{
+	struct sockaddr_un	sun;
+	mode_t			old;
+	int			fd;
+
+	if (control_path(srv->conf.pidfile, srv->ctl_path,
+	    sizeof(srv->ctl_path)) == -1 ||
+	    control_addr(srv->ctl_path, &sun) == -1) {
+		log_warnx("control socket path for %s too long",
+		    srv->conf.pidfile);
+		return -1;
+	}
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+	    0)) == -1) {
+		log_warn("control socket");
+		return -1;
+	}
+	unlink(srv->ctl_path);
+	old = umask(077);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		umask(old);
+		log_warn("control socket %s", srv->ctl_path);
+		close(fd);
+		return -1;
+	}
+	umask(old);
+	if (chmod(srv->ctl_path, 0600) == -1 || listen(fd, 8) == -1) {
+		log_warn("control socket %s", srv->ctl_path);
+		close(fd);
+		unlink(srv->ctl_path);
+		return -1;
+	}
+	srv->ctl_fd = fd;
+	return 0;
+}
+
+void
+control_close(struct server *srv)
+{
+	if (srv->ctl_fd == -1)
+		return;
+	close(srv->ctl_fd);
+	unlink(srv->ctl_path);
+	srv->ctl_fd = -1;
+}
+
+void
+control_reply(int fd, const char *fmt, ...)
+{
+	char	buf[1200];
+	va_list	ap;
+	int	n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(buf) - 2)
+		n = sizeof(buf) - 2;
+	buf[n++] = '\n';
+	/* A short control reply fits the socket buffer: no waiting. */
+	if (send(fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT) != n)
+		log_warn("control reply");
+}
+
+/*
+ * Accepts one client and reads its command.  Returns the command with
+ * *fdp set to the client, or -1 (the client is already closed).
+ */
+int
+control_accept(struct server *srv, int *fdp)
+{
+	struct pollfd	 pfd;
+	char		 buf[32];
+	uid_t		 uid;
+	gid_t		 gid;
+	ssize_t		 n;
+	size_t		 len = 0;
+	int		 fd, cmd;
+
+	if ((fd = accept4(srv->ctl_fd, NULL, NULL, SOCK_CLOEXEC)) == -1)
+		return -1;
+	if (getpeereid(fd, &uid, &gid) == -1 ||
+	    (uid != 0 && uid != geteuid())) {
+		log_warnx("control: refused a client with uid %ld",
+		    (long)uid);
+		close(fd);
+		return -1;
+	}
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	while (len < sizeof(buf) - 1 && memchr(buf, '\n', len) == NULL) {
+		if (poll(&pfd, 1, CONTROL_READ_MS) != 1 ||
+		    (n = read(fd, buf + len, sizeof(buf) - 1 - len)) <= 0)
+			break;
+		len += n;
+	}
+	buf[len] = '\0';
+	buf[strcspn(buf, "\r\n")] = '\0';
+	if ((cmd = control_command(buf)) == -1) {
+		control_reply(fd, "error unknown command");
+		close(fd);
+		return -1;
+	}
+	*fdp = fd;
+	return cmd;
+}
+
+/*
+ * The client side, for -s: sends the command and prints the master's
+ * reply lines.  Exit status 0 when the first word is "ok".
+ */
+int
+control_client(const char *pidfile, const char *name, int timeout_ms)
+{
+	struct sockaddr_un	 sun;
+	struct pollfd		 pfd;
+	struct timespec		 t0, t1;
+	char			 path[PATH_MAX], buf[2048], *nl;
+	size_t			 len = 0;
+	ssize_t			 n = -1;
+	int			 fd, ok = -1, cmd = control_command(name);
+	long			 left;
+
+	if (control_path(pidfile, path, sizeof(path)) == -1 ||
+	    control_addr(path, &sun) == -1) {
+		fprintf(stderr, "astleyd: control socket path for %s too "
+		    "long\n", pidfile);
+		return 1;
+	}
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
+	    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		fprintf(stderr, "astleyd: not running? control socket %s: "
+		    "%s\n", path, strerror(errno));
+		return 1;
+	}
+	dprintf(fd, "%s\n", name);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		left = timeout_ms - ((t1.tv_sec - t0.tv_sec) * 1000 +
+		    (t1.tv_nsec - t0.tv_nsec) / 1000000);
+		if (left <= 0 || poll(&pfd, 1, left) != 1) {
+			fprintf(stderr, "astleyd: %s: no answer within %d s\n",
+			    name, timeout_ms / 1000);
+			break;
+		}
+		if ((n = read(fd, buf + len, sizeof(buf) - 1 - len)) <= 0) {
+			/* The master closes it when it exits. */
+			if (ok == 0 && (cmd == CONTROL_STOP ||
+			    cmd == CONTROL_QUIT))
+				printf("%s: stopped\n", name);
+			break;
+		}
+		len += n;
+		buf[len] = '\0';
+		while ((nl = strchr(buf, '\n')) != NULL) {
+			*nl = '\0';
+			if (ok == -1)
+				ok = strncmp(buf, "ok ", 3) == 0 ? 0 : 1;
+			fprintf(ok == 0 ? stdout : stderr, "%s\n",
+			    ok == 0 ? buf + 3 : strncmp(buf, "error ", 6) == 0 ?
+			    buf + 6 : buf);
+			len -= nl + 1 - buf;
+			memmove(buf, nl + 1, len + 1);
+		}
+		/* Only stop and quit wait for the master to be gone. */
+		if (ok == 1 || (ok == 0 && cmd != CONTROL_STOP &&
+		    cmd != CONTROL_QUIT))
+			break;
+	}
+	close(fd);
+	return ok == 0 && (n == 0 || (cmd != CONTROL_STOP &&
+	    cmd != CONTROL_QUIT)) ? 0 : 1;
+}
