@@ -172,9 +172,9 @@ timecache_parse(const char *s, size_t len, time_t *t)
 	    year < 1900)
 		return -1;
 	tm.tm_year = year - 1900;
-	*t = timegm(&tm);
 	/* timegm would turn Feb 29 of a common year into Mar 1. */
 	i = tm.tm_mday;
+	*t = timegm(&tm);
 	gmtime_r(t, &tm);
 	return tm.tm_mday == i ? 0 : -1;
 }

@@ -30,6 +30,8 @@
 #define CONN_OUTCAP	(16 * 1024)
 #define CONN_MAX_405	4	/* the 4th 405 on a connection closes it */
 #define CONN_LINGER_MS	2000	/* draining input before close */
+#define CONN_HEAD_MAX(conf)	\
+	((size_t)(2 * (conf)->max_uri_size + (conf)->max_header_size))
 
 /* conn_read results besides a byte count */
 #define CONN_EOF	0
@@ -168,8 +170,12 @@ conn_log(struct conn *c, const struct http_request *req, int resp)
 int
 conn_init(const struct conf *conf)
 {
-	/* Room for a whole head at its limits, with a read's worth spare. */
-	conn_incap = conf->max_uri_size + conf->max_header_size + 4096;
+	/*
+	 * Room for a whole head at its limits (leading empty lines up to
+	 * max_uri_size, the request line, the fields), with a read's worth
+	 * spare: past CONN_HEAD_MAX the parser always has an answer.
+	 */
+	conn_incap = CONN_HEAD_MAX(conf) + 4096;
 	conn_pathcap = conf->max_uri_size + 2;
 	if ((conn_inbuf = malloc(conn_incap)) == NULL ||
 	    (conn_outbuf = malloc(CONN_OUTCAP)) == NULL ||
@@ -573,8 +579,7 @@ conn_serve(struct server *srv, int fd, int tls, const struct sockaddr *peer)
 		 * the parser rescan its whole head on every byte.
 		 */
 		while (memchr(c->in + c->inlen - n, '\n', n) == NULL &&
-		    c->inlen - c->off <=
-		    (size_t)(conf->max_uri_size + conf->max_header_size)) {
+		    c->inlen - c->off <= CONN_HEAD_MAX(conf)) {
 			if ((n = conn_fill(c, WAIT_REQUEST)) <= 0)
 				break;
 		}

@@ -181,7 +181,13 @@ parse_connection(const char *v, size_t len, int *close, int *keepalive)
 	}
 }
 
-/* Transfer-Encoding: every coding is listed once, chunked last (6.1). */
+/*
+ * Transfer-Encoding: chunked may appear once, and last (RFC 9112 6.1).
+ * *state collects TE_* bits across every Transfer-Encoding field.
+ */
+#define TE_CHUNKED	0x01	/* chunked was listed */
+#define TE_LAST		0x02	/* ... and nothing after it */
+#define TE_ANY		0x04	/* some coding was listed */
 static int
 parse_transfer_encoding(const char *v, size_t len, int *state)
 {
@@ -189,15 +195,15 @@ parse_transfer_encoding(const char *v, size_t len, int *state)
 	const char	*p = v;
 	int		 any = 0;
 
-	/* state: 0 none seen, 1 chunked is last, 2 something after it */
 	while (list_next(&p, v + len, &e)) {
 		any = 1;
+		*state |= TE_ANY;
 		if (str_caseeq(e.p, e.len, "chunked")) {
-			if (*state == 1)
+			if (*state & TE_CHUNKED)
 				return -1;	/* chunked twice */
-			*state = 1;
+			*state |= TE_CHUNKED | TE_LAST;
 		} else
-			*state = 2;
+			*state &= ~TE_LAST;
 	}
 	return any ? 0 : -1;
 }
@@ -354,7 +360,7 @@ http_parse_request(const char *buf, size_t len,
 		return -400;
 	/* RFC 9112 6.1, 6.3: framing must be unambiguous. */
 	if (te != 0) {
-		if (te != 1 || have_cl || req->version_minor == 0)
+		if (!(te & TE_LAST) || have_cl || req->version_minor == 0)
 			return -400;
 		req->chunked = 1;
 	}
@@ -365,8 +371,10 @@ http_parse_request(const char *buf, size_t len,
 	return next - buf;
 
  incomplete_line:
-	/* Still in the request line; leading empty lines count too. */
-	if (len > lim->max_uri)
+	/* Still in the request line: measured as a complete one would be. */
+	if (end > rl && end[-1] == '\r')
+		end--;
+	if ((size_t)(end - rl) > lim->max_uri)
 		return -414;
 	return HTTP_PARSE_INCOMPLETE;
 }

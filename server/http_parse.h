@@ -67,8 +67,8 @@ int	http_parse_request(const char *, size_t, const struct http_limits *,
 
 /*
  * The path of a request target, percent-decoded and with dot-segments
- * removed (RFC 3986 2.1, 5.2.4), into out (at least target length + 1
- * bytes).  The query is dropped.  Returns the length, or -1 for a bad
+ * removed (RFC 3986 2.1, 5.2.4), into out (at least target length + 2
+ * bytes: a leading "/" may be added, and the NUL).  The query is dropped.  Returns the length, or -1 for a bad
  * %-escape or an encoded NUL (400).  Every use of a path goes through it.
  */
 int	http_path_normalize(const struct http_request *, char *, size_t);
