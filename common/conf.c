@@ -24,8 +24,6 @@
 
 #define CONF_MAX_FILE	(1024 * 1024)
 
-#define OFF_ERROR_LOG	offsetof(struct conf, error_log)
-
 struct conf_ctx {
 	const char	*name;
 	char		 dir[PATH_MAX];
@@ -89,7 +87,7 @@ set_log(struct conf_ctx *ctx, struct conf *conf,
     const struct conf_directive *d, const char *v)
 {
 	if (strcmp(v, "syslog") == 0 || strcmp(v, "off") == 0 ||
-	    (strcmp(v, "stderr") == 0 && d->off == OFF_ERROR_LOG)) {
+	    strcmp(v, "stderr") == 0) {
 		strlcpy((char *)conf + d->off, v, PATH_MAX);
 		return 0;
 	}

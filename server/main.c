@@ -75,7 +75,7 @@ main(int argc, char *argv[], char *envp[])
 	struct server	*srv = &server;
 	const char	*conf_arg = ASTLEYD_CONF;
 	const char	*signame = NULL;
-	char		 path[PATH_MAX], err[1024];
+	char		 path[PATH_MAX] = "", err[1024];
 	pid_t		 otherpid;
 	int		 ch, foreground = 0, test = 0;
 
@@ -110,6 +110,7 @@ main(int argc, char *argv[], char *envp[])
 
 	/* Absolute, so relative paths in it survive chdir("/"). */
 	if (realpath(conf_arg, path) == NULL) {
+		path[0] = '\0';
 		fprintf(stderr, "astleyd: %s: %s\n", conf_arg, strerror(errno));
 		goto conf_failed;
 	}
@@ -130,6 +131,14 @@ main(int argc, char *argv[], char *envp[])
 		goto conf_failed;
 	}
 	if (test) {
+		/* Log targets too, as start-up would open them. */
+		if (log_open(srv->conf.error_log, srv->conf.access_log, err,
+		    sizeof(err)) == -1) {
+			fprintf(stderr, "astleyd: %s\n", err);
+			SSL_CTX_free(srv->ssl_ctx);
+			goto conf_failed;
+		}
+		log_close();
 		fprintf(stderr, "astleyd: configuration file %s test is "
 		    "successful\n", path);
 		SSL_CTX_free(srv->ssl_ctx);
@@ -179,6 +188,6 @@ main(int argc, char *argv[], char *envp[])
  conf_failed:
 	if (test)
 		fprintf(stderr, "astleyd: configuration file %s test failed\n",
-		    conf_arg);
+		    path[0] != '\0' ? path : conf_arg);
 	return 1;
 }

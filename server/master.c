@@ -128,8 +128,10 @@ master_signal_workers(int sig, int except_generation)
 
 	for (i = 0; i < MASTER_MAX_SLOTS; i++)
 		if (slots[i].pid != 0 &&
-		    slots[i].generation != except_generation)
-			kill(slots[i].pid, sig);
+		    slots[i].generation != except_generation &&
+		    kill(slots[i].pid, sig) == -1 && errno != ESRCH)
+			log_warn("cannot signal worker %ld (signal %d)",
+			    (long)slots[i].pid, sig);
 }
 
 static int
@@ -229,9 +231,12 @@ master_ready(struct server *srv)
 	started = 1;
 	notify_send("READY=1\nMAINPID=%ld\nSTATUS=serving, generation %d",
 	    (long)getpid(), srv->generation);
+	if (srv->lifeline != -1)
+		log_detach();
+	log_info("started: %d workers, pid %ld", srv->conf.workers,
+	    (long)getpid());
 	if (srv->lifeline == -1)
 		return;
-	log_detach();
 	if (write(srv->lifeline, "R", 1) != 1)
 		log_warn("lifeline");
 	close(srv->lifeline);
@@ -427,13 +432,13 @@ master_exit(struct server *srv)
 	control_close(srv);
 	close(srv->ready[0]);
 	close(srv->ready[1]);
-	/* stop and quit clients learn the outcome from this close. */
-	for (i = 0; i < MASTER_MAX_WAITING; i++)
-		if (waiting[i].fd != -1)
-			close(waiting[i].fd);
 	pidfile_remove(srv->pidfh);
 	log_info("exiting");
 	log_close();
+	/* Last: stop and quit clients learn the outcome from this close. */
+	for (i = 0; i < MASTER_MAX_WAITING; i++)
+		if (waiting[i].fd != -1)
+			close(waiting[i].fd);
 	exit(started ? 0 : 1);
 }
 
@@ -491,8 +496,6 @@ master_run(struct server *srv)
 	if (pipe2(srv->ready, O_CLOEXEC | O_NONBLOCK) == -1)
 		fatal("pipe2");
 	master_maintain(srv);
-	log_info("started: %d workers, pid %ld", srv->conf.workers,
-	    (long)getpid());
 
 	for (;;) {
 		now = master_now();
