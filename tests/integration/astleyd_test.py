@@ -878,3 +878,109 @@ class ServerTestCase(unittest.TestCase):
     def assertOpen(self, conn, wait=0.3):
         self.assertTrue(conn.idle(wait),
                         'connection got data or EOF while it should idle')
+
+
+# ------------------------------------------- operations helpers (-s, sockets)
+
+def control(srv, command, timeout=30):
+    """`astleyd -f CONF -s COMMAND` for Server SRV: (status, out, err)."""
+    return run_bin(['-f', srv.conf, '-s', command], timeout=timeout)
+
+
+def port_bindable(port):
+    """True if a new listener could bind PORT on every address (what a
+    restart needs)."""
+    fams = [(socket.AF_INET, '0.0.0.0')]
+    if has_ipv6():
+        fams.append((socket.AF_INET6, '::'))
+    for fam, addr in fams:
+        s = socket.socket(fam, socket.SOCK_STREAM)
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if fam == socket.AF_INET6:
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            s.bind((addr, port))
+            s.listen(1)
+        except OSError:
+            return False
+        finally:
+            s.close()
+    return True
+
+
+def occupy_port(port, host='0.0.0.0'):
+    """A listening socket of ours on HOST:PORT, so nobody else can bind
+    it (the caller closes it)."""
+    fam = socket.AF_INET6 if ':' in host else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if fam == socket.AF_INET6:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        s.bind((host, port))
+        s.listen(16)
+    except BaseException:
+        s.close()
+        raise
+    return s
+
+
+def socket_inodes(pid):
+    """Inodes of the sockets PID holds ({fd: inode})."""
+    out = {}
+    try:
+        fds = os.listdir('/proc/%d/fd' % pid)
+    except OSError:
+        return out
+    for fd in fds:
+        try:
+            link = os.readlink('/proc/%d/fd/%s' % (pid, fd))
+        except OSError:
+            continue
+        m = re.fullmatch(r'socket:\[([0-9]+)\]', link)
+        if m:
+            out[int(fd)] = int(m.group(1))
+    return out
+
+
+def tcp_table():
+    """[(local port, remote port, state, inode)] from /proc/net/tcp{,6}
+    (state 0x0A is LISTEN, 0x01 ESTABLISHED)."""
+    rows = []
+    for name in ('/proc/net/tcp', '/proc/net/tcp6'):
+        try:
+            with open(name) as f:
+                lines = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            w = line.split()
+            if len(w) < 10:
+                continue
+            rows.append((int(w[1].rsplit(':', 1)[1], 16),
+                         int(w[2].rsplit(':', 1)[1], 16), int(w[3], 16),
+                         int(w[9])))
+    return rows
+
+
+def listening_sockets(pid):
+    """{port: set of inodes} of the listening TCP sockets PID holds."""
+    mine = set(socket_inodes(pid).values())
+    out = {}
+    for lport, _, state, inode in tcp_table():
+        if state == 0x0A and inode in mine:
+            out.setdefault(lport, set()).add(inode)
+    return out
+
+
+def socket_owner(pids, conn, server_port):
+    """Which of PIDS holds the server end of client connection CONN (a
+    Conn or socket) to SERVER_PORT, or None."""
+    sock = conn.sock if isinstance(conn, Conn) else conn
+    cport = sock.getsockname()[1]
+    inodes = {inode for lport, rport, _, inode in tcp_table()
+              if lport == server_port and rport == cport and inode}
+    for pid in pids:
+        if inodes & set(socket_inodes(pid).values()):
+            return pid
+    return None
