@@ -125,6 +125,7 @@ conn_log(struct conn *c, const struct http_request *req, int resp)
 
 	if (!log_access_on())
 		return;
+	timecache_update();	/* the time of this request, not the last */
 	status = http_resp_status(resp, &body);
 	peer[0] = '-';
 	peer[1] = '\0';

@@ -31,6 +31,7 @@ struct slot {
 	int		 generation;
 	int		 ready;		/* has said it accepts */
 	long long	 started;
+	long long	 kill_at;	/* told to finish: SIGKILL then, or 0 */
 };
 
 /* A control client told the outcome once its generation is serving. */
@@ -48,7 +49,6 @@ static struct waiting	waiting[MASTER_MAX_WAITING];
 static long long	respawn_at;	/* no spawning before this */
 static int		respawn_delay;	/* grows while workers keep failing */
 static int		stopping;	/* 0, WORKER_QUIT or WORKER_STOP */
-static long long	kill_at;	/* stop: SIGKILL what is left then */
 static int		started;	/* the first generation was ready */
 static int		reloading;	/* sd_notify READY=1 still owed */
 
@@ -121,17 +121,50 @@ master_count(int generation, int ready)
 	return n;
 }
 
+/*
+ * Signals workers; one told to finish (QUIT, TERM) gets shutdown_timeout
+ * to do so before master_expire kills it, on reload as on stop.
+ */
 static void
-master_signal_workers(int sig, int except_generation)
+master_signal_workers(struct server *srv, int sig, int except_generation)
 {
-	int	i;
+	struct slot	*s;
+	int		 i;
 
-	for (i = 0; i < MASTER_MAX_SLOTS; i++)
-		if (slots[i].pid != 0 &&
-		    slots[i].generation != except_generation &&
-		    kill(slots[i].pid, sig) == -1 && errno != ESRCH)
+	for (i = 0; i < MASTER_MAX_SLOTS; i++) {
+		s = &slots[i];
+		if (s->pid == 0 || s->generation == except_generation)
+			continue;
+		if (kill(s->pid, sig) == -1 && errno != ESRCH)
 			log_warn("cannot signal worker %ld (signal %d)",
-			    (long)slots[i].pid, sig);
+			    (long)s->pid, sig);
+		if (s->kill_at == 0 && sig != SIGKILL)
+			s->kill_at = master_now() + srv->conf.shutdown_timeout;
+	}
+}
+
+/* SIGKILLs workers past their deadline; the next deadline, or -1. */
+static long long
+master_expire(void)
+{
+	long long	 now = master_now(), next = -1;
+	struct slot	*s;
+	int		 i;
+
+	for (i = 0; i < MASTER_MAX_SLOTS; i++) {
+		s = &slots[i];
+		if (s->pid == 0 || s->kill_at == 0)
+			continue;
+		if (now >= s->kill_at) {
+			log_warnx("worker %ld still busy after shutdown_timeout: "
+			    "killing it", (long)s->pid);
+			kill(s->pid, SIGKILL);
+			s->kill_at = now + 1000;	/* until it is reaped */
+		}
+		if (next == -1 || s->kill_at < next)
+			next = s->kill_at;
+	}
+	return next;
 }
 
 static int
@@ -163,6 +196,7 @@ master_spawn(struct server *srv)
 	s->pid = pid;
 	s->generation = srv->generation;
 	s->ready = 0;
+	s->kill_at = 0;
 	s->started = master_now();
 	return 0;
 }
@@ -383,7 +417,7 @@ master_renew(struct server *srv)
 	respawn_at = 0;
 	respawn_delay = 0;
 	master_maintain(srv);
-	master_signal_workers(SIGQUIT, srv->generation);
+	master_signal_workers(srv, SIGQUIT, srv->generation);
 }
 
 /*
@@ -410,14 +444,12 @@ master_stop(struct server *srv, int how)
 {
 	if (stopping == WORKER_STOP || stopping == how)
 		return;
-	if (stopping == 0) {
-		kill_at = master_now() + srv->conf.shutdown_timeout;
+	if (stopping == 0)
 		notify_send("STOPPING=1");
-	}
 	stopping = how;
 	log_info("%s", how == WORKER_STOP ? "stopping" :
 	    "stopping gracefully");
-	master_signal_workers(how == WORKER_STOP ? SIGTERM : SIGQUIT, -1);
+	master_signal_workers(srv, how == WORKER_STOP ? SIGTERM : SIGQUIT, -1);
 	master_wait_check(srv, "stopping");
 }
 
@@ -499,11 +531,10 @@ master_run(struct server *srv)
 
 	for (;;) {
 		now = master_now();
-		wake = -1;
-		if (stopping)
-			wake = kill_at;
-		else if (respawn_at > now &&
-		    master_count(srv->generation, 0) < srv->conf.workers)
+		wake = master_expire();
+		if (!stopping && respawn_at > now &&
+		    master_count(srv->generation, 0) < srv->conf.workers &&
+		    (wake == -1 || respawn_at < wake))
 			wake = respawn_at;
 		tsp = NULL;
 		if (wake >= 0) {
@@ -552,12 +583,6 @@ master_run(struct server *srv)
 		if (stopping) {
 			if (master_count(-1, 0) == 0)
 				master_exit(srv);
-			if (master_now() >= kill_at) {
-				log_warnx("shutdown_timeout: killing %d "
-				    "workers", master_count(-1, 0));
-				master_signal_workers(SIGKILL, -1);
-				kill_at = master_now() + 1000;
-			}
 		} else
 			master_maintain(srv);
 	}

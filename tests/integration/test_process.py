@@ -107,18 +107,28 @@ class ProcessTest(ServerTestCase):
         # Before its first accept a worker closes what it must not hold:
         # the pidfile, pipes to the master, certificate files.  Beyond
         # stdio only sockets and the epoll instance remain.
+        # The ready pipe is closed once the worker has reported that it
+        # accepts, a moment after fork: poll for that state, bounded.
         srv = self.server(workers=2)
-        for w in srv.wait_workers(2):
+
+        def held(w):
             fds = {}
             for fd in os.listdir('/proc/%d/fd' % w):
                 try:
                     fds[int(fd)] = os.readlink('/proc/%d/fd/%s' % (w, fd))
                 except OSError:
                     pass
-            extra = {fd: t for fd, t in fds.items() if fd > 2 and not
-                     t.startswith(('socket:', 'anon_inode:'))}
-            self.assertEqual(extra, {}, 'worker %d holds %r' % (w, extra))
-            self.assertNotIn(srv.pidfile, fds.values())
+            return fds
+
+        for w in srv.wait_workers(2):
+            def clean():
+                extra = {fd: t for fd, t in held(w).items() if fd > 2 and
+                         not t.startswith(('socket:', 'anon_inode:'))}
+                return extra or None
+            wait_for(lambda: clean() is None, 5)
+            self.assertEqual(clean(), None, 'worker %d holds %r' %
+                             (w, clean()))
+            self.assertNotIn(srv.pidfile, held(w).values())
 
     def test_killed_worker_replaced(self):
         srv = self.server(workers=2)
