@@ -119,23 +119,30 @@ def _port_iter():
     return iter(range(first, last + 1))
 
 
-def port_is_free(port):
-    """True if nothing listens on PORT (IPv4 and, if present, IPv6)."""
-    fams = [(socket.AF_INET, '127.0.0.1'), (socket.AF_INET, '0.0.0.0')]
-    if has_ipv6():
-        fams.append((socket.AF_INET6, '::'))
-    for fam, addr in fams:
+def _bind_all(port, addrs, v6only, listen=False):
+    """True if PORT can be bound on every (family, address) in ADDRS."""
+    for fam, addr in addrs:
         s = socket.socket(fam, socket.SOCK_STREAM)
         try:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if fam == socket.AF_INET6:
-                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, v6only)
             s.bind((addr, port))
+            if listen:
+                s.listen(1)
         except OSError:
             return False
         finally:
             s.close()
     return True
+
+
+def port_is_free(port):
+    """True if nothing listens on PORT (IPv4 and, if present, IPv6)."""
+    fams = [(socket.AF_INET, '127.0.0.1'), (socket.AF_INET, '0.0.0.0')]
+    if has_ipv6():
+        fams.append((socket.AF_INET6, '::'))
+    return _bind_all(port, fams, 0)
 
 
 def free_port():
@@ -893,19 +900,7 @@ def port_bindable(port):
     fams = [(socket.AF_INET, '0.0.0.0')]
     if has_ipv6():
         fams.append((socket.AF_INET6, '::'))
-    for fam, addr in fams:
-        s = socket.socket(fam, socket.SOCK_STREAM)
-        try:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if fam == socket.AF_INET6:
-                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            s.bind((addr, port))
-            s.listen(1)
-        except OSError:
-            return False
-        finally:
-            s.close()
-    return True
+    return _bind_all(port, fams, 1, listen=True)
 
 
 def occupy_port(port, host='0.0.0.0'):

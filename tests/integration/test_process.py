@@ -13,31 +13,12 @@ import time
 import unittest
 
 from astleyd_test import (START_TIMEOUT, ServerTestCase, alive, cmdline,
-                          connect, free_port, has_ipv6, is_root, proc_ids,
-                          request, run_bin, wait_for)
+                          connect, free_port, has_ipv6, is_root,
+                          port_bindable, proc_ids, request, run_bin,
+                          wait_for)
 
 MASTER_TITLE = 'astleyd: master process'
 WORKER_TITLE = 'astleyd: worker process'
-
-
-def port_bindable(port):
-    """True if a new listener could bind PORT (what a restart needs)."""
-    fams = [(socket.AF_INET, '0.0.0.0')]
-    if has_ipv6():
-        fams.append((socket.AF_INET6, '::'))
-    for fam, addr in fams:
-        s = socket.socket(fam, socket.SOCK_STREAM)
-        try:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if fam == socket.AF_INET6:
-                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            s.bind((addr, port))
-            s.listen(1)
-        except OSError:
-            return False
-        finally:
-            s.close()
-    return True
 
 
 def become_subreaper():
