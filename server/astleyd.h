@@ -56,8 +56,8 @@ void	master_run(struct server *) __attribute__((noreturn));
 #define WORKER_QUIT	1	/* graceful: finish requests in progress */
 #define WORKER_STOP	2	/* fast: finish the response being written */
 extern volatile sig_atomic_t	worker_state;
+extern volatile sig_atomic_t	worker_conn_fd;
 void	worker_main(struct server *) __attribute__((noreturn));
-extern sigset_t			worker_waitmask;
 
 /* conn.c */
 void	conn_serve(struct server *, int, int, const struct sockaddr *);

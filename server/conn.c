@@ -3,8 +3,7 @@
  * parsing requests, answering them, keep-alive.  The socket is
  * non-blocking and every wait is a ppoll against a deadline, so a silent
  * or slow client can hold a worker only as long as the timeouts allow.
- * Signals are unblocked only inside that ppoll (worker_waitmask), so a
- * stop request is seen at the next wait, never lost between two checks.
+ * A stop request interrupts the wait it needs to (worker.c).
  */
 #include <sys/socket.h>
 
@@ -211,7 +210,7 @@ conn_wait(struct conn *c, short events, enum conn_wait how)
 		ts.tv_nsec = (rem % 1000) * 1000000;
 		pfd.fd = c->fd;
 		pfd.events = events;
-		switch (ppoll(&pfd, 1, &ts, &worker_waitmask)) {
+		switch (ppoll(&pfd, 1, &ts, NULL)) {
 		case -1:
 			if (errno != EINTR)
 				return CONN_ERROR;
@@ -263,9 +262,12 @@ conn_handshake(struct conn *c)
 
 /*
  * Reads what is there, waiting for it if need be.  With wait_first, the
- * caller expects nothing yet (it has just answered everything it had):
- * waiting before the read saves the read that would fail with EAGAIN,
- * one system call of four on every keep-alive request.
+ * caller expects nothing yet (it has just answered everything it had).
+ * A cleartext keep-alive connection then blocks in read(2) itself, with
+ * the keep-alive timeout as SO_RCVTIMEO (inherited from the listener):
+ * one system call where a poll and a read would be two, on every
+ * keep-alive request.  A fast stop ends that read (worker.c).  Every
+ * other wait is a ppoll against the deadline, with MSG_DONTWAIT reads.
  */
 static long
 conn_read(struct conn *c, char *buf, size_t len, enum conn_wait how,
@@ -275,7 +277,16 @@ conn_read(struct conn *c, char *buf, size_t len, enum conn_wait how,
 	short	events = POLLIN;
 	int	rv;
 
-	if (wait_first && (c->ssl == NULL || !SSL_has_pending(c->ssl)) &&
+	if (wait_first && c->ssl == NULL && how == WAIT_IDLE &&
+	    c->srv->conf.keepalive_timeout > 0 &&
+	    worker_state != WORKER_STOP) {
+		if ((n = read(c->fd, buf, len)) >= 0)
+			return n;
+		if (errno == EAGAIN)
+			return CONN_TIMEOUT;
+		if (errno != EINTR)
+			return CONN_ERROR;
+	} else if (wait_first && (c->ssl == NULL || !SSL_has_pending(c->ssl)) &&
 	    (rv = conn_wait(c, POLLIN, how)) != 0)
 		return rv;
 	for (;;) {
@@ -287,7 +298,7 @@ conn_read(struct conn *c, char *buf, size_t len, enum conn_wait how,
 			if ((rv = conn_ssl_result(c, n, &events)) != 1)
 				return rv;
 		} else {
-			n = read(c->fd, buf, len);
+			n = recv(c->fd, buf, len, MSG_DONTWAIT);
 			if (n >= 0)
 				return n;
 			if (errno != EAGAIN && errno != EINTR)
@@ -317,7 +328,7 @@ conn_write(struct conn *c, const char *buf, size_t len)
 				break;
 			}
 		} else {
-			n = write(c->fd, buf, len);
+			n = send(c->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
 			if (n == -1 && errno != EAGAIN && errno != EINTR) {
 				rv = -1;
 				break;
@@ -447,22 +458,27 @@ conn_close(struct conn *c, int linger)
 		ERR_clear_error();
 		SSL_shutdown(c->ssl);	/* our close_notify, not waiting */
 	}
+	/* Nothing unread, nothing expected: a plain close is clean. */
+	if (!linger && recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT) <= 0)
+		goto done;
 	if (shutdown(c->fd, SHUT_WR) == 0) {
 		c->deadline = now_ms() + CONN_LINGER_MS;
-		while ((n = read(c->fd, buf, sizeof(buf))) != 0) {
+		while ((n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT)) != 0) {
 			/* Bounded in bytes and time: a flood ends it too. */
 			if (n > 0 && (total += n) < 1024 * 1024 &&
 			    now_ms() < c->deadline)
 				continue;
 			if (n > 0)
 				break;
-			if ((errno != EAGAIN && errno != EINTR) || !linger ||
+			if ((errno != EAGAIN && errno != EINTR) ||
 			    conn_wait(c, POLLIN, WAIT_REQUEST) != 0)
 				break;
 		}
 	}
+ done:
 	ERR_clear_error();
 	SSL_free(c->ssl);
+	worker_conn_fd = -1;
 	close(c->fd);
 }
 
@@ -540,7 +556,7 @@ conn_serve(struct server *srv, int fd, int tls, const struct sockaddr *peer)
 	struct conn		 conn, *c = &conn;
 	long			 n;
 	size_t			 before;
-	int			 one = 1, linger = 0;
+	int			 linger = 0;
 
 	memset(c, 0, sizeof(*c));
 	c->srv = srv;
@@ -549,7 +565,7 @@ conn_serve(struct server *srv, int fd, int tls, const struct sockaddr *peer)
 	c->incap = conn_incap;
 	c->out = conn_outbuf;
 	c->peer = peer;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	worker_conn_fd = fd;
 
 	if (tls) {
 		c->deadline = now_ms() + conf->handshake_timeout;

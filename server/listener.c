@@ -5,6 +5,9 @@
 #include <sys/socket.h>
 
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <sys/time.h>
 
 #include <errno.h>
 #include <stdio.h>
@@ -59,6 +62,9 @@ listener_open(struct listener *l, char *err, size_t errlen)
 	return -1;
 }
 
+static int	listener_inherit(struct listener *, const struct conf *, char *,
+		    size_t);
+
 /*
  * Opens the listeners conf asks for into srv; a socket already open in
  * old for the same address is taken over instead, so a reload never
@@ -84,6 +90,8 @@ listeners_open(struct server *srv, const struct conf *conf,
 			srv->nlisteners--;
 			goto fail;
 		}
+		if (listener_inherit(l, conf, err, errlen) == -1)
+			goto fail;
 	}
 	return 0;
  fail:
@@ -92,6 +100,30 @@ listeners_open(struct server *srv, const struct conf *conf,
 }
 
 /* Closes srv's listeners, except those that keep also holds. */
+/*
+ * Options accepted sockets inherit from their listener, so no worker
+ * pays a system call per connection for them: TCP_NODELAY, and the
+ * keep-alive timeout as SO_RCVTIMEO for conn.c's blocking idle read.
+ */
+static int
+listener_inherit(struct listener *l, const struct conf *conf, char *err,
+    size_t errlen)
+{
+	struct timeval	tv;
+	int		one = 1;
+
+	tv.tv_sec = conf->keepalive_timeout / 1000;
+	tv.tv_usec = (conf->keepalive_timeout % 1000) * 1000;
+	if (setsockopt(l->fd, IPPROTO_TCP, TCP_NODELAY, &one,
+	    sizeof(one)) == -1 ||
+	    setsockopt(l->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == -1) {
+		snprintf(err, errlen, "%s %s: setsockopt: %s", l->cl.tls ?
+		    "listen_tls" : "listen", l->cl.name, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 void
 listeners_release(struct server *srv, const struct server *keep)
 {

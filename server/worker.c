@@ -4,10 +4,12 @@
  * connection instead of all of them.
  */
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 
 #include <errno.h>
+#include <stdint.h>
 #include <poll.h>
 #include <grp.h>
 #include <signal.h>
@@ -19,12 +21,27 @@
 
 #include "astleyd.h"
 
-volatile sig_atomic_t	worker_state = WORKER_RUN;
-sigset_t		worker_waitmask;	/* unblocked while waiting */
+#define WORKER_WAKE	UINT32_MAX	/* epoll data of the wake pipe */
 
+volatile sig_atomic_t	worker_state = WORKER_RUN;
+volatile sig_atomic_t	worker_conn_fd = -1;	/* the client, if any */
+static int		worker_wake = -1;	/* eventfd: wakes epoll */
+
+/*
+ * Stop requests are never blocked, and no wait can miss one: the handler
+ * sets worker_state, then makes every wait that must end see it.  epoll
+ * sees the wake eventfd; a fast stop (TERM, INT) also shuts the client's
+ * read side, so conn.c's blocking idle read returns EOF whenever the
+ * signal came.  A graceful stop (QUIT, HUP) ends no wait on a client: the
+ * next request is answered, with "Connection: close".  shutdown(2) and
+ * write(2) are async-signal-safe.
+ */
 static void
 worker_sighdlr(int sig)
 {
+	static const uint64_t	one = 1;
+	int			saved = errno;
+
 	switch (sig) {
 	case SIGQUIT:
 	case SIGHUP:
@@ -33,7 +50,12 @@ worker_sighdlr(int sig)
 		break;
 	default:
 		worker_state = WORKER_STOP;
+		if (worker_conn_fd != -1)
+			shutdown(worker_conn_fd, SHUT_RD);
 	}
+	if (write(worker_wake, &one, sizeof(one)) == -1)
+		errno = saved;	/* saturated: a wake-up is pending anyway */
+	errno = saved;
 }
 
 /*
@@ -70,26 +92,30 @@ static void
 worker_signals(void)
 {
 	struct sigaction	 sa;
-	sigset_t		 block;
+	sigset_t		 none;
 	int			 sigs[] = { SIGTERM, SIGINT, SIGQUIT, SIGHUP };
 	size_t			 i;
 
+	if ((worker_wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) == -1) {
+		log_warn("eventfd");
+		exit(WORKER_EXIT_FATAL);
+	}
 	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&block);
-	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		sigaddset(&block, sigs[i]);
-	/* Handlers only set worker_state; waits unblock them atomically. */
 	sa.sa_handler = worker_sighdlr;
-	sa.sa_mask = block;
+	sigfillset(&sa.sa_mask);
+	/* Writes of a response in progress go on after a fast stop. */
+	sa.sa_flags = SA_RESTART;
 	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
 		sigaction(sigs[i], &sa, NULL);
+	sa.sa_flags = 0;
 	sa.sa_handler = SIG_DFL;
 	sigaction(SIGCHLD, &sa, NULL);
 	sigaction(SIGUSR1, &sa, NULL);
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
-	sigprocmask(SIG_SETMASK, &block, NULL);
-	sigemptyset(&worker_waitmask);
+	/* The master blocks what it handles; a worker blocks nothing. */
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
 void
@@ -128,6 +154,13 @@ worker_main(struct server *srv)
 		log_warn("epoll_create1");
 		exit(WORKER_EXIT_FATAL);
 	}
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN;
+	ev.data.u32 = WORKER_WAKE;
+	if (epoll_ctl(epfd, EPOLL_CTL_ADD, worker_wake, &ev) == -1) {
+		log_warn("epoll_ctl");
+		exit(WORKER_EXIT_FATAL);
+	}
 	for (i = 0; i < srv->nlisteners; i++) {
 		memset(&ev, 0, sizeof(ev));
 		ev.events = EPOLLIN | EPOLLEXCLUSIVE;
@@ -149,18 +182,27 @@ worker_main(struct server *srv)
 	close(srv->ready[1]);
 
 	while (worker_state == WORKER_RUN) {
-		n = epoll_pwait(epfd, &ev, 1, -1, &worker_waitmask);
+		n = epoll_wait(epfd, &ev, 1, -1);
 		if (n == -1) {
 			if (errno != EINTR)
 				log_warn("epoll_pwait");
 			continue;
 		}
-		if (n == 0)
+		/*
+		 * A stop that came with a connection still takes it: with
+		 * EPOLLEXCLUSIVE this worker's wake-up was the one for it.
+		 */
+		if (n == 0 || ev.data.u32 == WORKER_WAKE)
 			continue;
 		i = ev.data.u32;
 		sslen = sizeof(ss);
+		/*
+		 * A cleartext client socket stays blocking, for conn.c's
+		 * blocking idle read; OpenSSL gets a non-blocking one.
+		 */
 		fd = accept4(srv->listeners[i].fd, (struct sockaddr *)&ss,
-		    &sslen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		    &sslen, SOCK_CLOEXEC | (srv->listeners[i].cl.tls ?
+		    SOCK_NONBLOCK : 0));
 		if (fd == -1) {
 			/* Another worker took it, or the client gave up. */
 			if (errno == EAGAIN || errno == ECONNABORTED ||
@@ -170,7 +212,7 @@ worker_main(struct server *srv)
 			/* Out of descriptors or memory: let it pass. */
 			ts.tv_sec = 0;
 			ts.tv_nsec = 100 * 1000000;
-			ppoll(NULL, 0, &ts, &worker_waitmask);
+			ppoll(NULL, 0, &ts, NULL);
 			continue;
 		}
 		conn_serve(srv, fd, srv->listeners[i].cl.tls,
@@ -178,6 +220,7 @@ worker_main(struct server *srv)
 	}
 
 	close(epfd);
+	close(worker_wake);
 	conn_free();
 	http_free();
 	listeners_close(srv->listeners, srv->nlisteners);

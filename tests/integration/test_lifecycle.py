@@ -157,6 +157,27 @@ class StopTest(LifecycleTestCase):
         except socket.timeout:
             pass
         self.assertTrue(alive(workers[0]))
+        # Only once the server's send queue is full and still is the
+        # worker surely blocked writing (a worker that could finish its
+        # response would rightly exit at once).
+        port = s.getsockname()[1]
+
+        def send_q():
+            out = subprocess.run(['ss', '-tnH', 'state', 'established',
+                                  'dport', '= :%d' % port],
+                                 stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL,
+                                 timeout=5).stdout.split()
+            return int(out[1]) if len(out) > 1 else 0
+        last = [-1]
+
+        def stalled():
+            q = send_q()
+            done = q > 0 and q == last[0]
+            last[0] = q
+            return done
+        self.assertTrue(wait_for(stalled, 10, interval=0.3),
+                        'the send queue never filled up')
         t0 = time.monotonic()
         srv.signal(signal.SIGTERM)
         self.assertEqual(srv.wait_exit(5), 0)
