@@ -6,6 +6,7 @@
  * A stop request interrupts the wait it needs to (worker.c).
  */
 #include <sys/socket.h>
+#include <sys/time.h>
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -65,6 +66,7 @@ struct conn {
 	long long	 deadline;	/* ms, CLOCK_MONOTONIC */
 	long long	 nrequests;
 	int		 n405;
+	int		 rcvtimeo;	/* SO_RCVTIMEO set for blocking reads */
 	long long	 started;	/* this request's first byte, us */
 	const struct sockaddr *peer;
 };
@@ -107,19 +109,58 @@ conn_vis(char *dst, size_t dlen, const char *src, size_t slen)
 	return dst;
 }
 
+/* The request's fields for its access log line, made safe in advance. */
+static char	log_rl[2048], log_ref[1024], log_ua[1024];
+
 /*
- * One access log line, combined format plus the request time in
- * microseconds.  req is NULL when the request could not be parsed; the
- * start of its first line stands in for it.
+ * Takes what the access log line needs from the request while its bytes
+ * are still there: discarding a body may move them.  req is NULL when
+ * the request could not be parsed; the start of its first line stands
+ * in for it.
  */
 static void
-conn_log(struct conn *c, const struct http_request *req, int resp)
+conn_log_request(struct conn *c, const struct http_request *req)
+{
+	char		 line[1024];
+	const char	*p, *nl;
+	size_t		 n;
+
+	if (!log_access_on())
+		return;
+	strlcpy(log_ref, "-", sizeof(log_ref));
+	strlcpy(log_ua, "-", sizeof(log_ua));
+	if (req == NULL) {
+		p = c->in + c->off;
+		n = c->inlen - c->off;
+		if ((nl = memchr(p, '\n', n)) != NULL)
+			n = nl - p;
+		if (n > 0 && p[n - 1] == '\r')
+			n--;
+		conn_vis(log_rl, sizeof(log_rl), p, n > 200 ? 200 : n);
+		return;
+	}
+	n = req->target.p + req->target.len - req->method_name.p;
+	snprintf(line, sizeof(line), "%.*s HTTP/1.%d", (int)(n > 900 ? 900 : n),
+	    req->method_name.p, req->version_minor);
+	conn_vis(log_rl, sizeof(log_rl), line, strlen(line));
+	if (req->referer.p != NULL)
+		conn_vis(log_ref, sizeof(log_ref), req->referer.p,
+		    req->referer.len);
+	if (req->user_agent.p != NULL)
+		conn_vis(log_ua, sizeof(log_ua), req->user_agent.p,
+		    req->user_agent.len);
+}
+
+/*
+ * One access log line, combined format plus the request time in
+ * microseconds, for the request conn_log_request took in.
+ */
+static void
+conn_log(struct conn *c, int resp)
 {
 	const struct sockaddr_in6	*sin6;
-	char				 peer[INET6_ADDRSTRLEN], line[1024];
-	char				 ref[1024], ua[1024], rl[2048];
-	const char			*p, *nl;
-	size_t				 body, n;
+	char				 peer[INET6_ADDRSTRLEN];
+	size_t				 body;
 	int				 status;
 
 	if (!log_access_on())
@@ -141,29 +182,8 @@ conn_log(struct conn *c, const struct http_request *req, int resp)
 			inet_ntop(AF_INET6, &sin6->sin6_addr, peer,
 			    sizeof(peer));
 	}
-	if (req != NULL) {
-		n = req->target.p + req->target.len - req->method_name.p;
-		snprintf(line, sizeof(line), "%.*s HTTP/1.%d", (int)(n > 900 ?
-		    900 : n), req->method_name.p, req->version_minor);
-		conn_vis(rl, sizeof(rl), line, strlen(line));
-		conn_vis(ref, sizeof(ref), req->referer.p, req->referer.len);
-		conn_vis(ua, sizeof(ua), req->user_agent.p,
-		    req->user_agent.len);
-	} else {
-		p = c->in + c->off;
-		n = c->inlen - c->off;
-		if ((nl = memchr(p, '\n', n)) != NULL)
-			n = nl - p;
-		if (n > 0 && p[n - 1] == '\r')
-			n--;
-		conn_vis(rl, sizeof(rl), p, n > 200 ? 200 : n);
-		strlcpy(ref, "-", sizeof(ref));
-		strlcpy(ua, "-", sizeof(ua));
-	}
 	log_access("%s - - [%s] \"%s\" %d %zu \"%s\" \"%s\" %lld", peer,
-	    timecache_log(), rl, status, body,
-	    req != NULL && req->referer.p != NULL ? ref : "-",
-	    req != NULL && req->user_agent.p != NULL ? ua : "-",
+	    timecache_log(), log_rl, status, body, log_ref, log_ua,
 	    now_us() - c->started);
 }
 
@@ -261,13 +281,36 @@ conn_handshake(struct conn *c)
 }
 
 /*
+ * SO_RCVTIMEO for the blocking idle read, from this worker's own config,
+ * once per keep-alive connection (a connection-per-request client never
+ * needs it).  0 if the blocking read may be used.
+ */
+static int
+conn_rcvtimeo(struct conn *c)
+{
+	struct timeval	tv;
+	int		ms = c->srv->conf.keepalive_timeout;
+
+	if (c->rcvtimeo)
+		return 0;
+	if (ms <= 0)
+		return -1;	/* 0 would mean no timeout at all */
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	if (setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == -1)
+		return -1;
+	c->rcvtimeo = 1;
+	return 0;
+}
+
+/*
  * Reads what is there, waiting for it if need be.  With wait_first, the
  * caller expects nothing yet (it has just answered everything it had).
  * A cleartext keep-alive connection then blocks in read(2) itself, with
- * the keep-alive timeout as SO_RCVTIMEO (inherited from the listener):
- * one system call where a poll and a read would be two, on every
- * keep-alive request.  A fast stop ends that read (worker.c).  Every
- * other wait is a ppoll against the deadline, with MSG_DONTWAIT reads.
+ * the keep-alive timeout as SO_RCVTIMEO: one system call where a poll
+ * and a read would be two, on every keep-alive request.  A fast stop
+ * ends that read (worker.c).  Every other wait is a ppoll against the
+ * deadline, with MSG_DONTWAIT reads.
  */
 static long
 conn_read(struct conn *c, char *buf, size_t len, enum conn_wait how,
@@ -278,8 +321,7 @@ conn_read(struct conn *c, char *buf, size_t len, enum conn_wait how,
 	int	rv;
 
 	if (wait_first && c->ssl == NULL && how == WAIT_IDLE &&
-	    c->srv->conf.keepalive_timeout > 0 &&
-	    worker_state != WORKER_STOP) {
+	    worker_state != WORKER_STOP && conn_rcvtimeo(c) == 0) {
 		if ((n = read(c->fd, buf, len)) >= 0)
 			return n;
 		if (errno == EAGAIN)
@@ -397,6 +439,24 @@ conn_fill(struct conn *c, enum conn_wait how)
 }
 
 /*
+ * A client that sent "Expect: 100-continue" may wait for this before it
+ * sends the body we have to read (RFC 9110 10.1.1).  Once per request,
+ * and only when the body is not here already.
+ */
+static void
+conn_continue(struct conn *c, const struct http_request *req, int *sent)
+{
+	static const char	cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+	if (*sent || !req->expect_continue || req->version_minor == 0 ||
+	    c->outlen + sizeof(cont) - 1 > CONN_OUTCAP)
+		return;
+	memcpy(c->out + c->outlen, cont, sizeof(cont) - 1);
+	c->outlen += sizeof(cont) - 1;
+	*sent = 1;
+}
+
+/*
  * Reads and drops the request body so the next request on the connection
  * starts where it should.  0, or the status to answer with.
  */
@@ -408,6 +468,7 @@ conn_discard_body(struct conn *c, const struct http_request *req)
 	unsigned long long	 remain;
 	long			 n;
 	size_t			 avail;
+	int			 sent = 0;
 
 	if (!req->chunked) {
 		if (req->content_length <= 0)
@@ -423,6 +484,7 @@ conn_discard_body(struct conn *c, const struct http_request *req)
 			c->off += avail;
 			if ((remain -= avail) == 0)
 				return 0;
+			conn_continue(c, req, &sent);
 			if ((n = conn_fill(c, WAIT_REQUEST)) <= 0)
 				return n == CONN_TIMEOUT ? 408 : -1;
 		}
@@ -437,6 +499,7 @@ conn_discard_body(struct conn *c, const struct http_request *req)
 		c->off += n;
 		if (http_chunked_done(&ch))
 			return 0;
+		conn_continue(c, req, &sent);
 		if ((n = conn_fill(c, WAIT_REQUEST)) <= 0)
 			return n == CONN_TIMEOUT ? 408 : -1;
 	}
@@ -511,10 +574,17 @@ conn_process(struct conn *c, int *linger)
 		if (r < 0) {
 			*linger = 1;
 			resp = http_resp_for_status(-r);
-			conn_log(c, NULL, resp);
+			conn_log_request(c, NULL);
+			conn_log(c, resp);
 			conn_respond(c, resp, HTTP_CONN_CLOSE);
 			return -1;
 		}
+		/*
+		 * Everything that reads the request's bytes comes first:
+		 * discarding its body may move them.
+		 */
+		conn_log_request(c, &req);
+		resp = http_resp_for_request(&req);
 		c->off += r;
 		c->nrequests++;
 		if (http_path_normalize(&req, conn_path, conn_pathcap) == -1)
@@ -525,18 +595,17 @@ conn_process(struct conn *c, int *linger)
 			if (status > 0) {
 				*linger = 1;
 				resp = http_resp_for_status(status);
-				conn_log(c, &req, resp);
+				conn_log(c, resp);
 				conn_respond(c, resp, HTTP_CONN_CLOSE);
 			}
 			return -1;
 		}
-		resp = http_resp_for_request(&req);
 		close = !req.keepalive ||
 		    c->nrequests >= conf->keepalive_requests ||
 		    conf->keepalive_timeout == 0 ||
 		    worker_state != WORKER_RUN ||
 		    (resp == HTTP_RESP_405 && ++c->n405 >= CONN_MAX_405);
-		conn_log(c, &req, resp);
+		conn_log(c, resp);
 		if (conn_respond(c, resp, conn_header(&req, close)) == -1)
 			return -1;
 		/* A pipelined request waiting behind this one starts now. */
@@ -592,7 +661,8 @@ conn_serve(struct server *srv, int fd, int tls, const struct sockaddr *peer)
 		if (n == CONN_TIMEOUT && before > 0) {
 			/* A request had started: tell the client why. */
 			linger = 1;
-			conn_log(c, NULL, HTTP_RESP_408);
+			conn_log_request(c, NULL);
+			conn_log(c, HTTP_RESP_408);
 			conn_respond(c, HTTP_RESP_408, HTTP_CONN_CLOSE);
 		}
 		if (n <= 0)
@@ -614,7 +684,8 @@ conn_serve(struct server *srv, int fd, int tls, const struct sockaddr *peer)
 		}
 		if (n == CONN_TIMEOUT) {
 			linger = 1;
-			conn_log(c, NULL, HTTP_RESP_408);
+			conn_log_request(c, NULL);
+			conn_log(c, HTTP_RESP_408);
 			conn_respond(c, HTTP_RESP_408, HTTP_CONN_CLOSE);
 		}
 		if (n <= 0)

@@ -147,7 +147,9 @@ int
 control_accept(struct server *srv, int *fdp)
 {
 	struct pollfd	 pfd;
+	struct timespec	 t0, t1;
 	char		 buf[32];
+	long		 left;
 	uid_t		 uid;
 	gid_t		 gid;
 	ssize_t		 n;
@@ -163,10 +165,15 @@ control_accept(struct server *srv, int *fdp)
 		close(fd);
 		return -1;
 	}
+	/* One deadline for the whole command: the master waits on it. */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	pfd.fd = fd;
 	pfd.events = POLLIN;
 	while (len < sizeof(buf) - 1 && memchr(buf, '\n', len) == NULL) {
-		if (poll(&pfd, 1, CONTROL_READ_MS) != 1 ||
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		left = CONTROL_READ_MS - ((t1.tv_sec - t0.tv_sec) * 1000 +
+		    (t1.tv_nsec - t0.tv_nsec) / 1000000);
+		if (left <= 0 || poll(&pfd, 1, left) != 1 ||
 		    (n = read(fd, buf + len, sizeof(buf) - 1 - len)) <= 0)
 			break;
 		len += n;

@@ -66,6 +66,7 @@ struct http_prebuilt {
 
 static struct http_prebuilt	prebuilt[HTTP_RESP_MAX][HTTP_CONN_MAX];
 static char			http_etag_value[32];
+static time_t			http_patched;	/* second in the Dates */
 static time_t			http_last_modified = 554342400; /* 1987-07-27 */
 
 /* A strong validator that changes whenever the page does (FNV-1a). */
@@ -91,6 +92,7 @@ http_init(void)
 	int				 r, c, n, m;
 
 	timecache_update();
+	http_patched = timecache_now();
 	http_etag(http_etag_value, sizeof(http_etag_value));
 	snprintf(validators, sizeof(validators), "Last-Modified: "
 	    LAST_MODIFIED "\r\nETag: %s\r\n", http_etag_value);
@@ -144,12 +146,16 @@ http_response(int resp, int conn, size_t *len)
 {
 	int	r, c;
 
-	if (timecache_update())
+	/* Its own record: another caller may have moved the cache on. */
+	timecache_update();
+	if (timecache_now() != http_patched) {
+		http_patched = timecache_now();
 		for (r = 0; r < HTTP_RESP_MAX; r++)
 			for (c = 0; c < HTTP_CONN_MAX; c++)
 				memcpy(prebuilt[r][c].buf +
 				    prebuilt[r][c].date_off, timecache_http(),
 				    TIMECACHE_HTTP_LEN);
+	}
 	*len = prebuilt[resp][conn].len;
 	return prebuilt[resp][conn].buf;
 }

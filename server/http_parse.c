@@ -345,6 +345,9 @@ http_parse_request(const char *buf, size_t len,
 		} else if (str_caseeq(name, nlen, "if-none-match")) {
 			req->if_none_match.p = v;
 			req->if_none_match.len = vend - v;
+		} else if (str_caseeq(name, nlen, "expect")) {
+			req->expect_continue = str_caseeq(v, vend - v,
+			    "100-continue");
 		} else if (str_caseeq(name, nlen, "referer")) {
 			req->referer.p = v;
 			req->referer.len = vend - v;
@@ -488,11 +491,12 @@ http_parse_chunked(struct http_chunked *c, const char *buf, size_t len,
 		switch (c->state) {
 		case CH_SIZE:
 			if ((h = hexval(ch)) >= 0) {
-				/* 16 hex digits overflow 64 bits */
-				if (++c->digits > 15)
+				/* Leading zeros are fine; overflow is not. */
+				c->digits++;
+				if (c->remain > (ULLONG_MAX - 15) / 16)
 					return -413;
 				c->remain = c->remain * 16 + h;
-				if (c->total + c->remain > max)
+				if (c->total + c->meta + c->remain > max)
 					return -413;
 				break;
 			}
@@ -508,6 +512,9 @@ http_parse_chunked(struct http_chunked *c, const char *buf, size_t len,
 				return -400;
 			break;
 		case CH_EXT:
+			/* Extensions and trailers count against the limit too. */
+			if (c->total + ++c->meta > max)
+				return -413;
 			if (ch == '\r')
 				c->state = CH_SIZE_LF;
 			else if (ch == '\n')
@@ -556,6 +563,8 @@ http_parse_chunked(struct http_chunked *c, const char *buf, size_t len,
 				return -400;
 			break;
 		case CH_TRAILER_LINE:
+			if (c->total + ++c->meta > max)
+				return -413;
 			if (ch == '\r')
 				c->state = CH_TRAILER_LF;
 			else if (ch == '\n')

@@ -47,6 +47,7 @@ struct http_request {
 	int		 keepalive;	/* after version and Connection */
 	int		 nfields;
 	int		 chunked;
+	int		 expect_continue; /* Expect: 100-continue */
 	long long	 content_length; /* -1: none */
 	struct http_str	 if_modified_since;
 	struct http_str	 if_none_match;
@@ -78,6 +79,7 @@ struct http_chunked {
 	int			state;
 	unsigned long long	remain;	/* bytes left in this chunk */
 	unsigned long long	total;	/* body bytes so far */
+	unsigned long long	meta;	/* extension and trailer bytes */
 	int			digits;
 };
 

@@ -101,22 +101,20 @@ listeners_open(struct server *srv, const struct conf *conf,
 
 /* Closes srv's listeners, except those that keep also holds. */
 /*
- * Options accepted sockets inherit from their listener, so no worker
- * pays a system call per connection for them: TCP_NODELAY, and the
- * keep-alive timeout as SO_RCVTIMEO for conn.c's blocking idle read.
+ * TCP_NODELAY is inherited by every accepted socket, so no worker pays a
+ * system call per connection for it.  Nothing that depends on the config
+ * is set here: a listener is shared with the workers of an older
+ * generation, and a reload that fails must leave them as they were.
  */
 static int
 listener_inherit(struct listener *l, const struct conf *conf, char *err,
     size_t errlen)
 {
-	struct timeval	tv;
-	int		one = 1;
+	int	one = 1;
 
-	tv.tv_sec = conf->keepalive_timeout / 1000;
-	tv.tv_usec = (conf->keepalive_timeout % 1000) * 1000;
+	(void)conf;
 	if (setsockopt(l->fd, IPPROTO_TCP, TCP_NODELAY, &one,
-	    sizeof(one)) == -1 ||
-	    setsockopt(l->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == -1) {
+	    sizeof(one)) == -1) {
 		snprintf(err, errlen, "%s %s: setsockopt: %s", l->cl.tls ?
 		    "listen_tls" : "listen", l->cl.name, strerror(errno));
 		return -1;

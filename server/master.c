@@ -51,6 +51,7 @@ static int		respawn_delay;	/* grows while workers keep failing */
 static int		stopping;	/* 0, WORKER_QUIT or WORKER_STOP */
 static int		started;	/* the first generation was ready */
 static int		reloading;	/* sd_notify READY=1 still owed */
+static int		ctl_client = -1; /* the control client being served */
 
 static void	master_stop(struct server *, int);
 static void	master_renew(struct server *);
@@ -190,6 +191,8 @@ master_spawn(struct server *srv)
 		for (i = 0; i < MASTER_MAX_WAITING; i++)
 			if (waiting[i].fd != -1)
 				close(waiting[i].fd);
+		if (ctl_client != -1)
+			close(ctl_client);
 		worker_main(srv);
 		/* NOTREACHED */
 	}
@@ -482,17 +485,20 @@ master_control(struct server *srv)
 
 	if ((cmd = control_accept(srv, &fd)) == -1)
 		return;
+	ctl_client = fd;	/* workers forked meanwhile close it */
+	if (stopping && (cmd == CONTROL_RELOAD || cmd == CONTROL_REOPEN)) {
+		control_reply(fd, "error stopping");
+		goto done;
+	}
 	switch (cmd) {
 	case CONTROL_RELOAD:
-		if (stopping)
-			control_reply(fd, "error stopping");
-		else if (master_reload(srv, err, sizeof(err)) == -1)
+		if (master_reload(srv, err, sizeof(err)) == -1)
 			control_reply(fd, "error reload failed, the old "
 			    "configuration keeps serving: %s", err);
 		else {
 			master_wait_add(fd, cmd, srv->generation);
 			master_wait_check(srv, NULL);
-			return;
+			fd = -1;
 		}
 		break;
 	case CONTROL_REOPEN:
@@ -502,14 +508,19 @@ master_control(struct server *srv)
 		break;
 	case CONTROL_STOP:
 	case CONTROL_QUIT:
+		/* A stop during a graceful stop makes it a fast one. */
 		control_reply(fd, "ok %s in progress", cmd == CONTROL_STOP ?
 		    "stop" : "graceful stop");
 		master_stop(srv, cmd == CONTROL_STOP ? WORKER_STOP :
 		    WORKER_QUIT);
 		master_wait_add(fd, cmd, srv->generation);
-		return;
+		fd = -1;
+		break;
 	}
-	close(fd);
+ done:
+	ctl_client = -1;
+	if (fd != -1)
+		close(fd);
 }
 
 void
@@ -546,7 +557,7 @@ master_run(struct server *srv)
 		}
 		pfd[0].fd = srv->ready[0];
 		pfd[0].events = POLLIN;
-		pfd[1].fd = stopping ? -1 : srv->ctl_fd;
+		pfd[1].fd = srv->ctl_fd;
 		pfd[1].events = POLLIN;
 		if (ppoll(pfd, 2, tsp, &waitmask) == -1) {
 			if (errno != EINTR)

@@ -137,6 +137,24 @@ class HostileTest(ServerTestCase):
                                           'Server'], r.head)
             self.assertOpen(c)
 
+    def test_expect_100_continue(self):
+        # RFC 9110 10.1.1: a client waiting for 100 before it sends the
+        # body gets it, then the answer; with the body already sent, no
+        # 100 is needed and none comes.
+        for port, tls in self.ports():
+            with self.subTest(tls=tls):
+                c = self.conn(port, tls)
+                c.send('GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue'
+                       '\r\nContent-Length: 5\r\n\r\n')
+                r = c.read_response('HEAD')
+                self.assertEqual(r.status_line, 'HTTP/1.1 100 Continue', r)
+                c.send('hello')
+                self.assertLyrics(c.read_response())
+                c.send('GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue'
+                       '\r\nContent-Length: 5\r\n\r\nhello')
+                self.assertLyrics(c.read_response())
+                self.assertOpen(c)
+
     def test_version_505_and_garbage_400(self):
         for port, tls in self.ports():
             for line, status in (('GET / HTTP/2.0', 505),

@@ -110,6 +110,32 @@ class StopTest(LifecycleTestCase):
                           ''))
         self.assertAllGone(srv, workers)
 
+    def test_s_stop_during_graceful_stop_makes_it_fast(self):
+        srv = self.server(workers=1, extra={'keepalive_timeout': '30s',
+                                            'shutdown_timeout': '20s'})
+        workers = srv.wait_workers(1)
+        idle = connect(srv.port)
+        self.addCleanup(idle.close)
+        idle.send(GET)
+        self.assertLyrics(idle.read_response())
+        quit_ = subprocess.Popen([T.BIN, '-f', srv.conf, '-s', 'quit'],
+                                 stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, env=T._child_env())
+        self.addCleanup(lambda: quit_.poll() is None and quit_.kill())
+        time.sleep(0.3)
+        self.assertIsNone(quit_.poll())     # the idle client holds it
+        t0 = time.monotonic()
+        st, out, err = control(srv, 'reload', timeout=10)
+        self.assertEqual((st, err.strip()), (1, 'stopping'), out)
+        st, out, err = control(srv, 'stop', timeout=10)
+        self.assertEqual((st, out), (0, 'stop in progress\nstop: stopped\n'),
+                         err)
+        self.assertLess(time.monotonic() - t0, 5)
+        quit_.communicate(timeout=10)
+        self.assertEqual(quit_.returncode, 0)
+        self.assertAllGone(srv, workers)
+
     def test_sigquit_idle_keepalive_answered_then_bounded(self):
         srv = self.server(workers=2, extra={'keepalive_timeout': '30s',
                                             'shutdown_timeout': '2s'})

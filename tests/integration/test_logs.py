@@ -14,7 +14,8 @@ import unittest
 
 import astleyd_test as T
 from astleyd_test import (ServerTestCase, alive, connect, control, free_port,
-                          has_ipv6, request, run_bin, wait_for)
+                          has_ipv6, parse_imf_fixdate, request, run_bin,
+                          wait_for)
 
 # The combined log format plus the request time in microseconds.  Quoted
 # fields may hold backslash escapes (\" for a quote), never a bare quote.
@@ -173,6 +174,29 @@ class AccessLogTest(LogTestCase):
                              (lines[1].time, time.strftime(
                                  '%d/%b/%Y:%H:%M:%S', time.gmtime(t)),
                               r.get('Date')))
+        # Logging the time must not freeze the Date header (it once
+        # consumed the once-a-second refresh the responses waited for).
+        self.assertLessEqual(abs(parse_imf_fixdate(r.get('Date')) - t), 1.5,
+                             r.get('Date'))
+
+    def test_fields_of_a_request_whose_body_came_later(self):
+        # Discarding a late body moves the buffer: the response and the
+        # log line must still come from the request's own fields.
+        srv = self.server(workers=1, extra={'access_log': 'access.log'})
+        path = os.path.join(srv.dir, 'access.log')
+        etag = request(srv.port).get('ETag')
+        with connect(srv.port) as c:
+            c.send('GET /late HTTP/1.1\r\nHost: x\r\nUser-Agent: ua/1\r\n'
+                   'If-None-Match: %s\r\nContent-Length: 400\r\n\r\n' %
+                   etag)
+            time.sleep(0.3)
+            c.send('Z' * 400)
+            r = c.read_response('HEAD')
+        self.assertEqual(r.status, 304, r)
+        lines = self.after_probe(self.wait_lines(path, 3))
+        self.assertEqual(lines[-1].request, 'GET /late HTTP/1.1')
+        self.assertEqual(lines[-1].agent, 'ua/1')
+        self.assertEqual(lines[-1].status, 304)
 
     def test_concurrent_lines_complete_and_counted(self):
         srv = self.server(workers=4, extra={'access_log': 'access.log'})

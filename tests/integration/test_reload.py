@@ -380,6 +380,24 @@ class FailedReloadTest(ReloadTestCase):
         self.assertEqual(srv.worker_pids(), workers,
                          'workers changed after a failed reload')
 
+    def test_failed_reload_keeps_keepalive_timeout(self):
+        # A reload that fails late (a bad log path, after the listeners
+        # were prepared) must leave the running workers' timeouts alone:
+        # an idle keep-alive client is still closed after keepalive_timeout.
+        srv = self.server(workers=1, extra={'keepalive_timeout': '1s'})
+        good = srv.conf_text()
+        srv.write_conf(good.replace('keepalive_timeout 1s',
+                                    'keepalive_timeout 0') +
+                       'access_log /nonexistent/dir/access.log\n')
+        self.reload_fails(srv, '/nonexistent/dir/access.log')
+        with connect(srv.port) as c:
+            c.send('GET / HTTP/1.1\r\nHost: x\r\n\r\n')
+            self.assertLyrics(c.read_response())
+            t0 = time.monotonic()
+            self.assertEqual(c.read_until_eof(5), b'')
+            took = time.monotonic() - t0
+        self.assertLess(took, 2.5, 'idle keep-alive lasted %.1fs' % took)
+
     def test_broken_config(self):
         srv = self.server(workers=2)
         der = pem_der(os.path.join(srv.dir, 'cert.pem'))
