@@ -133,6 +133,53 @@ parse_content_length(const char *v, size_t len, long long *out)
 	return any ? 0 : -1;
 }
 
+static int	hexval(unsigned char);
+
+/* unreserved / sub-delims (RFC 3986 2.3, 2.2): what a reg-name holds. */
+static int
+host_char(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9') || strchr("-._~!$&'()*+,;=", c) != NULL;
+}
+
+/*
+ * uri-host [ ":" port ] (RFC 9112 3.2, RFC 3986 3.2.2-3); empty is valid.
+ * No userinfo: RFC 9110 4.2.4 forbids it in http URIs.
+ */
+static int
+valid_authority(const char *p, size_t len)
+{
+	const char	*end = p + len, *close;
+
+	if (len > 0 && *p == '[') {
+		if ((close = memchr(p, ']', len)) == NULL)
+			return 0;
+		for (p++; p < close; p++)
+			if (*p != ':' && !host_char(*p))
+				return 0;
+		p = close + 1;
+	} else {
+		for (; p < end && *p != ':'; p++) {
+			if (*p == '%') {
+				if (end - p < 3 || hexval(p[1]) < 0 ||
+				    hexval(p[2]) < 0)
+					return 0;
+				p += 2;
+			} else if (*p == '\0' || !host_char(*p))
+				return 0;
+		}
+	}
+	if (p == end)
+		return 1;
+	if (*p++ != ':')
+		return 0;
+	for (; p < end; p++)
+		if (*p < '0' || *p > '9')
+			return 0;
+	return 1;
+}
+
 static int
 parse_target(const char *method_name, size_t mlen, struct http_request *req)
 {
@@ -149,7 +196,7 @@ parse_target(const char *method_name, size_t mlen, struct http_request *req)
 	if (req->method == HTTP_METHOD_CONNECT) {
 		req->target_form = HTTP_TARGET_AUTHORITY;
 		req->host = req->target;
-		return memchr(t, '/', req->target.len) == NULL ? 0 : -1;
+		return valid_authority(t, req->target.len) ? 0 : -1;
 	}
 	(void)method_name;
 	(void)mlen;
@@ -164,7 +211,8 @@ parse_target(const char *method_name, size_t mlen, struct http_request *req)
 	while (h < end && *h != '/' && *h != '?' && *h != '#')
 		h++;
 	req->host.len = h - req->host.p;
-	return req->host.len > 0 ? 0 : -1;
+	return req->host.len > 0 && valid_authority(req->host.p,
+	    req->host.len) ? 0 : -1;
 }
 
 static void
@@ -323,6 +371,9 @@ http_parse_request(const char *buf, size_t len,
 			return -431;
 
 		if (str_caseeq(name, nlen, "host")) {
+			/* RFC 9112 3.2: an invalid Host value is a 400. */
+			if (!valid_authority(v, vend - v))
+				return -400;
 			if (++hosts == 1 &&
 			    req->target_form != HTTP_TARGET_ABSOLUTE &&
 			    req->target_form != HTTP_TARGET_AUTHORITY) {
