@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,10 +49,14 @@ daemonize(void)
 	int	lifeline[2];
 	pid_t	pid;
 
-	if (pipe2(lifeline, O_CLOEXEC) == -1)
-		fatal("pipe2");
-	if ((pid = fork()) == -1)
-		fatal("fork");
+	if (pipe2(lifeline, O_CLOEXEC) == -1) {
+		log_warn("pipe2");
+		return -1;
+	}
+	if ((pid = fork()) == -1) {
+		log_warn("fork");
+		return -1;
+	}
 	if (pid > 0) {
 		close(lifeline[1]);
 		do
@@ -61,11 +66,12 @@ daemonize(void)
 		_exit(n == 1 && c == 'R' ? 0 : 1);
 	}
 	close(lifeline[0]);
-	if (setsid() == -1)
-		fatal("setsid");
 	umask(022);
-	if (chdir("/") == -1)
-		fatal("chdir /");
+	if (setsid() == -1 || chdir("/") == -1) {
+		log_warn("detaching");
+		close(lifeline[1]);
+		return -1;
+	}
 	return lifeline[1];
 }
 
@@ -76,6 +82,7 @@ main(int argc, char *argv[], char *envp[])
 	const char	*conf_arg = ASTLEYD_CONF;
 	const char	*signame = NULL;
 	char		 path[PATH_MAX] = "", err[1024];
+	sigset_t	 block;
 	pid_t		 otherpid;
 	int		 ch, foreground = 0, test = 0;
 
@@ -154,6 +161,18 @@ main(int argc, char *argv[], char *envp[])
 		fprintf(stderr, "astleyd: %s\n", err);
 		return 1;
 	}
+	/*
+	 * From the pidfile on, a signal must not kill us before the master
+	 * loop can act on it and clean up: master_run unblocks them.
+	 */
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGHUP);
+	sigaddset(&block, SIGQUIT);
+	sigaddset(&block, SIGUSR1);
+	sigaddset(&block, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &block, NULL);
 	srv->pidfh = pidfile_open(srv->conf.pidfile, 0644, &otherpid);
 	if (srv->pidfh == NULL) {
 		if (errno == EEXIST)
@@ -174,16 +193,23 @@ main(int argc, char *argv[], char *envp[])
 		return 1;
 	}
 	tls_ticket_rotate();
-	if (!foreground)
-		srv->lifeline = daemonize();
+	if (pipe2(srv->ready, O_CLOEXEC | O_NONBLOCK) == -1) {
+		log_warn("pipe2");
+		goto startup_failed;
+	}
+	if (!foreground && (srv->lifeline = daemonize()) == -1)
+		goto startup_failed;
 	if (pidfile_write(srv->pidfh) == -1) {
 		log_warn("pidfile %s", srv->conf.pidfile);
-		control_close(srv);
-		pidfile_remove(srv->pidfh);
-		return 1;
+		goto startup_failed;
 	}
 	setproctitle("master process");
 	master_run(srv);
+
+ startup_failed:
+	control_close(srv);
+	pidfile_remove(srv->pidfh);
+	return 1;
 
  conf_failed:
 	if (test)

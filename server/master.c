@@ -536,8 +536,6 @@ master_run(struct server *srv)
 	for (i = 0; i < MASTER_MAX_WAITING; i++)
 		waiting[i].fd = -1;
 	master_signals(&waitmask);
-	if (pipe2(srv->ready, O_CLOEXEC | O_NONBLOCK) == -1)
-		fatal("pipe2");
 	master_maintain(srv);
 
 	for (;;) {
