@@ -112,14 +112,18 @@ http_init(void)
 			cap = 512 + blen;
 			if ((pb->buf = malloc(cap)) == NULL)
 				return -1;
-			n = snprintf(pb->buf, cap,
-			    "HTTP/1.1 %d %s\r\nServer: astleyd\r\nDate: %n%s\r\n"
-			    "%s%s%s%s\r\n", st->status, st->reason, &m,
+			/* The Date value starts at m: patched in place later. */
+			m = snprintf(pb->buf, cap, "HTTP/1.1 %d %s\r\n"
+			    "Server: astleyd\r\nDate: ", st->status, st->reason);
+			if (m < 0 || (size_t)m >= cap)
+				return -1;
+			n = snprintf(pb->buf + m, cap - m, "%s\r\n%s%s%s%s\r\n",
 			    timecache_http(), st->flags & HTTP_VALIDATORS ?
 			    validators : "", st->headers, length,
 			    conn_headers[c]);
-			if (n < 0 || (size_t)n + blen > cap)
+			if (n < 0 || (size_t)(m + n) + blen > cap)
 				return -1;
+			n += m;
 			pb->date_off = m;
 			memcpy(pb->buf + n, body, blen);
 			pb->len = n + blen;
