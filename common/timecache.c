@@ -47,6 +47,21 @@ timecache_update(void)
 	return 1;
 }
 
+long long
+timecache_mono_us(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+long long
+timecache_mono_ms(void)
+{
+	return timecache_mono_us() / 1000;
+}
+
 const char *
 timecache_http(void)
 {

@@ -16,6 +16,9 @@ const char	*timecache_http(void);
 const char	*timecache_log(void);
 time_t		 timecache_now(void);
 void		 timecache_format(time_t, char [TIMECACHE_HTTP_LEN + 1]);
+/* CLOCK_MONOTONIC, for deadlines and durations everywhere. */
+long long	 timecache_mono_ms(void);
+long long	 timecache_mono_us(void);
 /* HTTP-date (RFC 9110 5.6.7), all three forms: 0 and *t, or -1. */
 int		 timecache_parse(const char *, size_t, time_t *);
 

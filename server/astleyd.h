@@ -83,9 +83,7 @@ void	control_reply(int, const char *, ...)
 int	control_client(const char *, const char *, int);
 
 /* notify.c */
-void			notify_send(const char *, ...)
-			    __attribute__((format(printf, 1, 2)));
-unsigned long long	notify_monotonic_usec(void);
+void	notify_send(const char *, ...) __attribute__((format(printf, 1, 2)));
 
 /* tls.c */
 SSL_CTX	*tls_ctx_new(const struct conf *, char *, size_t);

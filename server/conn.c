@@ -77,24 +77,6 @@ static char	*conn_outbuf;
 static char	*conn_path;	/* the normalized path of a request */
 static size_t	 conn_pathcap;
 
-static long long
-now_ms(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static long long
-now_us(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* Untrusted bytes, made safe for a log line (libbsd's strnvisx). */
 static const char *
 conn_vis(char *dst, size_t dlen, const char *src, size_t slen)
@@ -184,7 +166,7 @@ conn_log(struct conn *c, int resp)
 	}
 	log_access("%s - - [%s] \"%s\" %d %zu \"%s\" \"%s\" %lld", peer,
 	    timecache_log(), log_rl, status, body, log_ref, log_ua,
-	    now_us() - c->started);
+	    timecache_mono_us() - c->started);
 }
 
 int
@@ -224,7 +206,7 @@ conn_wait(struct conn *c, short events, enum conn_wait how)
 	for (;;) {
 		if (how != WAIT_WRITE && worker_state == WORKER_STOP)
 			return CONN_ABORT;
-		if ((rem = c->deadline - now_ms()) <= 0)
+		if ((rem = c->deadline - timecache_mono_ms()) <= 0)
 			return CONN_TIMEOUT;
 		ts.tv_sec = rem / 1000;
 		ts.tv_nsec = (rem % 1000) * 1000000;
@@ -360,7 +342,7 @@ conn_write(struct conn *c, const char *buf, size_t len)
 	short		 events = POLLOUT;
 	int		 rv = 0;
 
-	c->deadline = now_ms() + c->srv->conf.send_timeout;
+	c->deadline = timecache_mono_ms() + c->srv->conf.send_timeout;
 	while (len > 0) {
 		if (c->ssl != NULL) {
 			ERR_clear_error();
@@ -476,7 +458,7 @@ conn_discard_body(struct conn *c, const struct http_request *req)
 		if (req->content_length > conf->max_body_size)
 			return 413;
 		remain = req->content_length;
-		c->deadline = now_ms() + conf->header_timeout;
+		c->deadline = timecache_mono_ms() + conf->header_timeout;
 		for (;;) {
 			avail = c->inlen - c->off;
 			if (avail > remain)
@@ -490,7 +472,7 @@ conn_discard_body(struct conn *c, const struct http_request *req)
 		}
 	}
 	http_chunked_init(&ch);
-	c->deadline = now_ms() + conf->header_timeout;
+	c->deadline = timecache_mono_ms() + conf->header_timeout;
 	for (;;) {
 		n = http_parse_chunked(&ch, c->in + c->off, c->inlen - c->off,
 		    conf->max_body_size);
@@ -525,11 +507,11 @@ conn_close(struct conn *c, int linger)
 	if (!linger && recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT) <= 0)
 		goto done;
 	if (shutdown(c->fd, SHUT_WR) == 0) {
-		c->deadline = now_ms() + CONN_LINGER_MS;
+		c->deadline = timecache_mono_ms() + CONN_LINGER_MS;
 		while ((n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT)) != 0) {
 			/* Bounded in bytes and time: a flood ends it too. */
 			if (n > 0 && (total += n) < 1024 * 1024 &&
-			    now_ms() < c->deadline)
+			    timecache_mono_ms() < c->deadline)
 				continue;
 			if (n > 0)
 				break;
@@ -543,6 +525,20 @@ conn_close(struct conn *c, int linger)
 	SSL_free(c->ssl);
 	worker_conn_fd = -1;
 	close(c->fd);
+}
+
+/*
+ * Answers a request that could not be read (malformed, timed out) and
+ * says the connection ends; the caller closes it with a linger, which
+ * this returns for it to set.
+ */
+static int
+conn_fail(struct conn *c, int resp)
+{
+	conn_log_request(c, NULL);
+	conn_log(c, resp);
+	conn_respond(c, resp, HTTP_CONN_CLOSE);
+	return 1;
 }
 
 /* The Connection header a response carries. */
@@ -572,11 +568,7 @@ conn_process(struct conn *c, int *linger)
 		if (r == HTTP_PARSE_INCOMPLETE)
 			return 0;
 		if (r < 0) {
-			*linger = 1;
-			resp = http_resp_for_status(-r);
-			conn_log_request(c, NULL);
-			conn_log(c, resp);
-			conn_respond(c, resp, HTTP_CONN_CLOSE);
+			*linger = conn_fail(c, http_resp_for_status(-r));
 			return -1;
 		}
 		/*
@@ -610,7 +602,7 @@ conn_process(struct conn *c, int *linger)
 			return -1;
 		/* A pipelined request waiting behind this one starts now. */
 		if (log_access_on())
-			c->started = now_us();
+			c->started = timecache_mono_us();
 		if (close) {
 			*linger = c->off < c->inlen;
 			return -1;
@@ -637,7 +629,7 @@ conn_serve(struct server *srv, int fd, int tls, const struct sockaddr *peer)
 	worker_conn_fd = fd;
 
 	if (tls) {
-		c->deadline = now_ms() + conf->handshake_timeout;
+		c->deadline = timecache_mono_ms() + conf->handshake_timeout;
 		if ((c->ssl = SSL_new(srv->ssl_ctx)) == NULL ||
 		    !SSL_set_fd(c->ssl, fd)) {
 			tls_log_errors("SSL_new");
@@ -648,29 +640,25 @@ conn_serve(struct server *srv, int fd, int tls, const struct sockaddr *peer)
 			goto done;
 	}
 	/* The first request's header must arrive within header_timeout. */
-	c->deadline = now_ms() + conf->header_timeout;
+	c->deadline = timecache_mono_ms() + conf->header_timeout;
 	if (log_access_on())
-		c->started = now_us();
+		c->started = timecache_mono_us();
 	for (;;) {
 		if (c->inlen > c->off && conn_process(c, &linger) == -1)
 			break;
 		before = c->inlen - c->off;
 		if (before == 0 && c->nrequests > 0)
-			c->deadline = now_ms() + conf->keepalive_timeout;
+			c->deadline = timecache_mono_ms() + conf->keepalive_timeout;
 		n = conn_fill(c, before == 0 ? WAIT_IDLE : WAIT_REQUEST);
-		if (n == CONN_TIMEOUT && before > 0) {
-			/* A request had started: tell the client why. */
-			linger = 1;
-			conn_log_request(c, NULL);
-			conn_log(c, HTTP_RESP_408);
-			conn_respond(c, HTTP_RESP_408, HTTP_CONN_CLOSE);
-		}
+		/* A request had started: tell the client why. */
+		if (n == CONN_TIMEOUT && before > 0)
+			linger = conn_fail(c, HTTP_RESP_408);
 		if (n <= 0)
 			break;
 		if (before == 0 && c->nrequests > 0) {
-			c->deadline = now_ms() + conf->header_timeout;
+			c->deadline = timecache_mono_ms() + conf->header_timeout;
 			if (log_access_on())
-				c->started = now_us();
+				c->started = timecache_mono_us();
 		}
 		/*
 		 * Parse again only when a line was completed, or at the size
@@ -682,12 +670,8 @@ conn_serve(struct server *srv, int fd, int tls, const struct sockaddr *peer)
 			if ((n = conn_fill(c, WAIT_REQUEST)) <= 0)
 				break;
 		}
-		if (n == CONN_TIMEOUT) {
-			linger = 1;
-			conn_log_request(c, NULL);
-			conn_log(c, HTTP_RESP_408);
-			conn_respond(c, HTTP_RESP_408, HTTP_CONN_CLOSE);
-		}
+		if (n == CONN_TIMEOUT)
+			linger = conn_fail(c, HTTP_RESP_408);
 		if (n <= 0)
 			break;
 	}

@@ -147,9 +147,8 @@ int
 control_accept(struct server *srv, int *fdp)
 {
 	struct pollfd	 pfd;
-	struct timespec	 t0, t1;
 	char		 buf[32];
-	long		 left;
+	long long	 deadline, left;
 	uid_t		 uid;
 	gid_t		 gid;
 	ssize_t		 n;
@@ -166,13 +165,11 @@ control_accept(struct server *srv, int *fdp)
 		return -1;
 	}
 	/* One deadline for the whole command: the master waits on it. */
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	deadline = timecache_mono_ms() + CONTROL_READ_MS;
 	pfd.fd = fd;
 	pfd.events = POLLIN;
 	while (len < sizeof(buf) - 1 && memchr(buf, '\n', len) == NULL) {
-		clock_gettime(CLOCK_MONOTONIC, &t1);
-		left = CONTROL_READ_MS - ((t1.tv_sec - t0.tv_sec) * 1000 +
-		    (t1.tv_nsec - t0.tv_nsec) / 1000000);
+		left = deadline - timecache_mono_ms();
 		if (left <= 0 || poll(&pfd, 1, left) != 1 ||
 		    (n = read(fd, buf + len, sizeof(buf) - 1 - len)) <= 0)
 			break;
@@ -198,12 +195,11 @@ control_client(const char *pidfile, const char *name, int timeout_ms)
 {
 	struct sockaddr_un	 sun;
 	struct pollfd		 pfd;
-	struct timespec		 t0, t1;
 	char			 path[PATH_MAX], buf[2048], *nl;
 	size_t			 len = 0;
 	ssize_t			 n = -1;
 	int			 fd, ok = -1, cmd = control_command(name);
-	long			 left;
+	long long		 deadline, left;
 
 	if (control_path(pidfile, path, sizeof(path)) == -1 ||
 	    control_addr(path, &sun) == -1) {
@@ -218,13 +214,11 @@ control_client(const char *pidfile, const char *name, int timeout_ms)
 		return 1;
 	}
 	dprintf(fd, "%s\n", name);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	deadline = timecache_mono_ms() + timeout_ms;
 	pfd.fd = fd;
 	pfd.events = POLLIN;
 	for (;;) {
-		clock_gettime(CLOCK_MONOTONIC, &t1);
-		left = timeout_ms - ((t1.tv_sec - t0.tv_sec) * 1000 +
-		    (t1.tv_nsec - t0.tv_nsec) / 1000000);
+		left = deadline - timecache_mono_ms();
 		if (left <= 0 || poll(&pfd, 1, left) != 1) {
 			fprintf(stderr, "astleyd: %s: no answer within %d s\n",
 			    name, timeout_ms / 1000);

@@ -181,7 +181,7 @@ valid_authority(const char *p, size_t len)
 }
 
 static int
-parse_target(const char *method_name, size_t mlen, struct http_request *req)
+parse_target(struct http_request *req)
 {
 	const char	*t = req->target.p, *end = t + req->target.len, *h;
 
@@ -198,8 +198,6 @@ parse_target(const char *method_name, size_t mlen, struct http_request *req)
 		req->host = req->target;
 		return valid_authority(t, req->target.len) ? 0 : -1;
 	}
-	(void)method_name;
-	(void)mlen;
 	if (req->target.len > 7 && str_caseeq(t, 7, "http://"))
 		h = t + 7;
 	else if (req->target.len > 8 && str_caseeq(t, 8, "https://"))
@@ -330,7 +328,7 @@ http_parse_request(const char *buf, size_t len,
 	if (major != 1)
 		return -505;
 	req->version_minor = p[7] - '0';
-	if (parse_target(rl, req->method_name.len, req) == -1)
+	if (parse_target(req) == -1)
 		return -400;
 	p = next;
 

@@ -62,8 +62,7 @@ listener_open(struct listener *l, char *err, size_t errlen)
 	return -1;
 }
 
-static int	listener_inherit(struct listener *, const struct conf *, char *,
-		    size_t);
+static int	listener_inherit(struct listener *, char *, size_t);
 
 /*
  * Opens the listeners conf asks for into srv; a socket already open in
@@ -90,7 +89,7 @@ listeners_open(struct server *srv, const struct conf *conf,
 			srv->nlisteners--;
 			goto fail;
 		}
-		if (listener_inherit(l, conf, err, errlen) == -1)
+		if (listener_inherit(l, err, errlen) == -1)
 			goto fail;
 	}
 	return 0;
@@ -107,12 +106,10 @@ listeners_open(struct server *srv, const struct conf *conf,
  * generation, and a reload that fails must leave them as they were.
  */
 static int
-listener_inherit(struct listener *l, const struct conf *conf, char *err,
-    size_t errlen)
+listener_inherit(struct listener *l, char *err, size_t errlen)
 {
 	int	one = 1;
 
-	(void)conf;
 	if (setsockopt(l->fd, IPPROTO_TCP, TCP_NODELAY, &one,
 	    sizeof(one)) == -1) {
 		snprintf(err, errlen, "%s %s: setsockopt: %s", l->cl.tls ?

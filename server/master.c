@@ -56,15 +56,6 @@ static int		ctl_client = -1; /* the control client being served */
 static void	master_stop(struct server *, int);
 static void	master_renew(struct server *);
 
-static long long
-master_now(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 master_sighdlr(int sig)
 {
@@ -140,7 +131,7 @@ master_signal_workers(struct server *srv, int sig, int except_generation)
 			log_warn("cannot signal worker %ld (signal %d)",
 			    (long)s->pid, sig);
 		if (s->kill_at == 0 && sig != SIGKILL)
-			s->kill_at = master_now() + srv->conf.shutdown_timeout;
+			s->kill_at = timecache_mono_ms() + srv->conf.shutdown_timeout;
 	}
 }
 
@@ -148,7 +139,7 @@ master_signal_workers(struct server *srv, int sig, int except_generation)
 static long long
 master_expire(void)
 {
-	long long	 now = master_now(), next = -1;
+	long long	 now = timecache_mono_ms(), next = -1;
 	struct slot	*s;
 	int		 i;
 
@@ -200,7 +191,7 @@ master_spawn(struct server *srv)
 	s->generation = srv->generation;
 	s->ready = 0;
 	s->kill_at = 0;
-	s->started = master_now();
+	s->started = timecache_mono_ms();
 	return 0;
 }
 
@@ -210,12 +201,12 @@ master_maintain(struct server *srv)
 {
 	int	n;
 
-	if (stopping || master_now() < respawn_at)
+	if (stopping || timecache_mono_ms() < respawn_at)
 		return;
 	for (n = master_count(srv->generation, 0); n < srv->conf.workers; n++)
 		if (master_spawn(srv) == -1) {
 			respawn_delay = RESPAWN_MIN_MS;
-			respawn_at = master_now() + respawn_delay;
+			respawn_at = timecache_mono_ms() + respawn_delay;
 			return;
 		}
 }
@@ -307,7 +298,7 @@ master_read_ready(struct server *srv)
 static void
 master_reap(struct server *srv)
 {
-	long long	 now = master_now();
+	long long	 now = timecache_mono_ms();
 	struct slot	*s;
 	pid_t		 pid;
 	int		 st, i, failed;
@@ -370,8 +361,8 @@ master_reload(struct server *srv, char *err, size_t errlen)
 {
 	static struct server	 next;
 
-	notify_send("RELOADING=1\nMONOTONIC_USEC=%llu",
-	    notify_monotonic_usec());
+	/* systemd wants CLOCK_MONOTONIC in microseconds. */
+	notify_send("RELOADING=1\nMONOTONIC_USEC=%lld", timecache_mono_us());
 	memset(&next, 0, sizeof(next));
 	if (conf_load(srv->conf.path, &next.conf, err, errlen) == -1 ||
 	    (next.ssl_ctx = tls_ctx_new(&next.conf, err, errlen)) == NULL)
@@ -539,7 +530,7 @@ master_run(struct server *srv)
 	master_maintain(srv);
 
 	for (;;) {
-		now = master_now();
+		now = timecache_mono_ms();
 		wake = master_expire();
 		if (!stopping && respawn_at > now &&
 		    master_count(srv->generation, 0) < srv->conf.workers &&

@@ -49,13 +49,3 @@ notify_send(const char *fmt, ...)
 		log_warn("sd_notify %s", path);
 	close(fd);
 }
-
-/* For RELOADING=1: CLOCK_MONOTONIC in microseconds, as systemd wants. */
-unsigned long long
-notify_monotonic_usec(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (unsigned long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
