@@ -187,6 +187,38 @@ control_accept(struct server *srv, int *fdp)
 }
 
 /*
+ * Between its last close and its end the master still exits (flushing,
+ * sanitizer checks): wait until the process is gone or a zombie, so that
+ * "stopped" means it.
+ */
+static void
+control_wait_gone(pid_t pid, long long deadline)
+{
+	struct timespec	 ts = { 0, 10 * 1000000 };
+	char		 path[64], line[256], *state;
+	ssize_t		 n;
+	int		 fd;
+
+	if (pid <= 0)
+		return;
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	while (timecache_mono_ms() < deadline) {
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+			return;		/* gone */
+		n = read(fd, line, sizeof(line) - 1);
+		close(fd);
+		if (n <= 0)
+			return;
+		line[n] = '\0';
+		/* "pid (comm) S ...": the state follows the last ')'. */
+		if ((state = strrchr(line, ')')) != NULL &&
+		    (state[1] == '\0' || state[2] == 'Z' || state[2] == 'X'))
+			return;
+		nanosleep(&ts, NULL);
+	}
+}
+
+/*
  * The client side, for -s: sends the command and prints the master's
  * reply lines.  Exit status 0 when the first word is "ok".
  */
@@ -200,6 +232,9 @@ control_client(const char *pidfile, const char *name, int timeout_ms)
 	ssize_t			 n = -1;
 	int			 fd, ok = -1, cmd = control_command(name);
 	long long		 deadline, left;
+	struct ucred		 cred;
+	socklen_t		 credlen = sizeof(cred);
+	pid_t			 master = -1;
 
 	if (control_path(pidfile, path, sizeof(path)) == -1 ||
 	    control_addr(path, &sun) == -1) {
@@ -213,6 +248,9 @@ control_client(const char *pidfile, const char *name, int timeout_ms)
 		    "%s\n", path, strerror(errno));
 		return 1;
 	}
+	/* Who answers: stop waits for that process to be gone. */
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &credlen) == 0)
+		master = cred.pid;
 	dprintf(fd, "%s\n", name);
 	deadline = timecache_mono_ms() + timeout_ms;
 	pfd.fd = fd;
@@ -225,10 +263,12 @@ control_client(const char *pidfile, const char *name, int timeout_ms)
 			break;
 		}
 		if ((n = read(fd, buf + len, sizeof(buf) - 1 - len)) <= 0) {
-			/* The master closes it when it exits. */
+			/* The master closes it as the last thing it does. */
 			if (ok == 0 && (cmd == CONTROL_STOP ||
-			    cmd == CONTROL_QUIT))
+			    cmd == CONTROL_QUIT)) {
+				control_wait_gone(master, deadline);
 				printf("%s: stopped\n", name);
+			}
 			break;
 		}
 		len += n;
