@@ -877,6 +877,21 @@ class ServerTestCase(unittest.TestCase):
         if resp.get('Server') is not None:
             self.assertEqual(resp.get('Server'), 'astleyd')
 
+    def hold_connections(self, srv, partial_tls=True, timeout=IO_TIMEOUT):
+        """Two connections that occupy workers: IDLE, a keep-alive
+        connection after one answered request, and PARTIAL, with half a
+        request head sent (over TLS unless PARTIAL_TLS is false)."""
+        idle = connect(srv.port, timeout=timeout)
+        self.addCleanup(idle.close)
+        idle.send('GET / HTTP/1.1\r\nHost: x\r\n\r\n')
+        self.assertLyrics(idle.read_response())
+        partial = connect(srv.tls_port if partial_tls else srv.port,
+                          tls=partial_tls, timeout=timeout)
+        self.addCleanup(partial.close)
+        partial.send('GET / HTTP/1.1\r\nHost: x\r\n')
+        time.sleep(0.1)         # let the worker read it
+        return idle, partial
+
     def assertClosed(self, conn, timeout=IO_TIMEOUT):
         """Nothing more arrives, then EOF."""
         rest = conn.read_until_eof(timeout)

@@ -79,14 +79,7 @@ class StopTest(LifecycleTestCase):
         srv = self.server(workers=2, extra={'keepalive_timeout': '30s',
                                             'shutdown_timeout': '10s'})
         workers = srv.wait_workers(2)
-        idle = connect(srv.port)
-        self.addCleanup(idle.close)
-        idle.send(GET)
-        self.assertLyrics(idle.read_response())
-        partial = connect(srv.tls_port, tls=True)
-        self.addCleanup(partial.close)
-        partial.send('GET / HTTP/1.1\r\nHost: x\r\n')
-        time.sleep(0.1)
+        idle, partial = self.hold_connections(srv)
         quit_ = subprocess.Popen([T.BIN, '-f', srv.conf, '-s', 'quit'],
                                  stdin=subprocess.DEVNULL,
                                  stdout=subprocess.PIPE,
@@ -218,14 +211,7 @@ class StopTest(LifecycleTestCase):
         srv = self.server(workers=3, extra={'keepalive_timeout': '30s',
                                             'header_timeout': '30s'})
         workers = srv.wait_workers(3)
-        idle = connect(srv.port, timeout=10)
-        self.addCleanup(idle.close)
-        idle.send(GET)
-        self.assertLyrics(idle.read_response())
-        partial = connect(srv.tls_port, tls=True, timeout=10)
-        self.addCleanup(partial.close)
-        partial.send('GET / HTTP/1.1\r\nHost: x\r\n')
-        time.sleep(0.1)
+        idle, partial = self.hold_connections(srv, timeout=10)
         t0 = time.monotonic()
         srv.signal(signal.SIGKILL)
         srv.proc.wait(5)

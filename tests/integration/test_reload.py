@@ -543,14 +543,7 @@ class OldWorkersTest(ReloadTestCase):
     def test_keepalive_and_partial_request_answered(self):
         srv = self.server(workers=2, extra={'keepalive_timeout': '30s'})
         old = srv.wait_workers(2)
-        idle = connect(srv.port)
-        self.addCleanup(idle.close)
-        idle.send(GET)
-        self.assertLyrics(idle.read_response())
-        partial = connect(srv.tls_port, tls=True)
-        self.addCleanup(partial.close)
-        partial.send('GET / HTTP/1.1\r\nHost: x\r\n')
-        time.sleep(0.1)
+        idle, partial = self.hold_connections(srv)
         owners = {socket_owner(old, idle, srv.port),
                   socket_owner(old, partial, srv.tls_port)}
         self.assertEqual(owners, set(old), 'not held by the old workers')
@@ -627,14 +620,8 @@ class OldWorkersTest(ReloadTestCase):
                                             'header_timeout': '60s',
                                             'keepalive_timeout': '60s'})
         old = srv.wait_workers(2)
-        idle = connect(srv.port, timeout=10)
-        self.addCleanup(idle.close)
-        idle.send(GET)
-        self.assertLyrics(idle.read_response())
-        partial = connect(srv.port, timeout=10)
-        self.addCleanup(partial.close)
-        partial.send('GET / HTTP/1.1\r\nHost: x\r\n')
-        time.sleep(0.1)
+        idle, partial = self.hold_connections(srv, partial_tls=False,
+                                              timeout=10)
         t0 = time.monotonic()
         self.reload_ok(srv)
         gone = wait_for(lambda: not any(alive(p) for p in old), 3)
