@@ -280,6 +280,8 @@ static const struct conf_directive directives[] = {
 	{ "listen", set_listen, 0, 0, 0, 1 },
 	{ "listen_tls", set_listen, 1, 0, 0, 1 },
 	{ "workers", set_workers, 0, 1, CONF_MAX_WORKERS, 0 },
+	{ "worker_connections", set_size, OFF(worker_connections), 1,
+	    CONF_MAX_CONNECTIONS, 0 },
 	{ "user", set_name, OFF(user), 0, 0, 0 },
 	{ "group", set_name, OFF(group), 0, 0, 0 },
 	{ "pidfile", set_path, OFF(pidfile), 0, 0, 0 },
@@ -317,6 +319,7 @@ conf_defaults(struct conf *conf)
 	strlcpy(conf->group, "nogroup", sizeof(conf->group));
 	strlcpy(conf->pidfile, "/run/astleyd.pid", sizeof(conf->pidfile));
 	strlcpy(conf->access_log, "off", sizeof(conf->access_log));
+	conf->worker_connections = 4096;
 	conf->header_timeout = 10000;
 	conf->handshake_timeout = 10000;
 	conf->keepalive_timeout = 5000;

@@ -14,6 +14,7 @@
 
 #define CONF_MAX_LISTEN	16
 #define CONF_MAX_WORKERS 256
+#define CONF_MAX_CONNECTIONS (1024 * 1024)	/* per worker */
 
 struct conf_listen {
 	char			 name[64];	/* as written, for logs */
@@ -28,6 +29,7 @@ struct conf {
 	struct conf_listen	 listen[CONF_MAX_LISTEN];
 	int			 nlisten;
 	int			 workers;
+	long long		 worker_connections;
 	char			 user[64];
 	char			 group[64];
 	uid_t			 uid;

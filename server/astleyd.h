@@ -9,6 +9,7 @@
 
 #include <signal.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include <openssl/ssl.h>
@@ -50,19 +51,45 @@ void	listeners_close(struct listener *, int);
 
 /* master.c */
 void	master_run(struct server *) __attribute__((noreturn));
+int	master_nofile(const struct conf *, char *, size_t);
 
 /* worker.c */
 #define WORKER_RUN	0
 #define WORKER_QUIT	1	/* graceful: finish requests in progress */
-#define WORKER_STOP	2	/* fast: finish the response being written */
-extern volatile sig_atomic_t	worker_state;
-extern volatile sig_atomic_t	worker_conn_fd;
+#define WORKER_STOP	2	/* fast: finish the responses being written */
 void	worker_main(struct server *) __attribute__((noreturn));
+long long	worker_nofile(const struct conf *);
+
+/* I/O results besides a byte count, for cleartext and TLS alike. */
+#define IO_EOF		0
+#define IO_WANT_READ	(-1)
+#define IO_WANT_WRITE	(-2)
+#define IO_ERROR	(-3)
 
 /* conn.c */
-void	conn_serve(struct server *, int, int, const struct sockaddr *);
-int	conn_init(const struct conf *);
+struct conn;
+int	conn_init(const struct conf *, SSL_CTX *, int, int);
 void	conn_free(void);
+int	conn_room(int);
+void	conn_open(int, int, const struct sockaddr *, socklen_t);
+void	conn_event(struct conn *, uint32_t);
+void	conn_run(void);
+void	conn_expire(void);
+int	conn_timeout(void);
+int	conn_count(void);
+void	conn_quit(void);
+void	conn_stop(void);
+
+/* accesslog.c */
+struct accesslog_req {
+	char	request[2048];
+	char	referer[1024];
+	char	user_agent[1024];
+};
+void	accesslog_take(struct accesslog_req *, const struct http_request *,
+	    const char *, size_t);
+void	accesslog_write(const struct accesslog_req *, const struct sockaddr *,
+	    int, long long);
 
 /* control.c */
 #define CONTROL_TIMEOUT_MS	(3600 * 1000 + 15000)	/* shutdown_timeout max */
@@ -90,6 +117,13 @@ SSL_CTX	*tls_ctx_new(const struct conf *, char *, size_t);
 void	 tls_log_errors(const char *);
 void	 tls_ticket_rotate(void);
 void	 tls_ticket_wipe(void);
+SSL	*tls_conn_new(SSL_CTX *, int);
+int	 tls_handshake(SSL *);
+long	 tls_read(SSL *, void *, size_t);
+long	 tls_write(SSL *, const void *, size_t);
+int	 tls_pending(SSL *);
+void	 tls_shutdown(SSL *);
+void	 tls_conn_free(SSL *);
 
 /* http.c */
 enum http_resp {
@@ -115,6 +149,7 @@ enum http_conn {
 int		 http_init(void);
 void		 http_free(void);
 const char	*http_response(int, int, size_t *);
+size_t		 http_response_max(void);
 int		 http_resp_for_status(int);
 int		 http_resp_status(int, size_t *);
 int		 http_resp_for_request(const struct http_request *);

@@ -1,187 +1,158 @@
 /*
- * One client connection, from accept to close: TLS handshake, reading and
- * parsing requests, answering them, keep-alive.  The socket is
- * non-blocking and every wait is a ppoll against a deadline, so a silent
- * or slow client can hold a worker only as long as the timeouts allow.
- * A stop request interrupts the wait it needs to (worker.c).
+ * A worker's connections, each one a small state machine: TLS handshake,
+ * request head, body, send, linger.  Each step advances its connection
+ * as far as the bytes at hand allow and answers with one enum conn_step:
+ * go on, park until the socket is readable, park until it is writable,
+ * yield to the other connections, or close.  conn_resume dispatches the
+ * steps; conn_close is the only way out.  No step ever waits: a parked
+ * connection sits in the worker's epoll set with one deadline (timer.c),
+ * and the worker goes on with whichever connection is ready.
+ *
+ * Memory follows the bytes: an idle connection holds its struct and, over
+ * TLS, OpenSSL's state with its buffers released.  A buffer for the
+ * request head and the responses comes from a free list when bytes
+ * arrive and goes back once everything that came is answered.
  */
+#include <sys/epoll.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
-#include <sys/time.h>
-
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <arpa/inet.h>
 
 #include <errno.h>
-#include <poll.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-
-#define LIBBSD_OPENBSD_VIS
-#include <vis.h>
-
 #include "astleyd.h"
+#include "timer.h"
 
 #define CONN_OUTCAP	(16 * 1024)
 #define CONN_MAX_405	4	/* the 4th 405 on a connection closes it */
 #define CONN_LINGER_MS	2000	/* draining input before close */
+#define CONN_LINGER_MAX	(1024 * 1024)
+#define CONN_TURN	16	/* requests or reads per turn, then yield */
+#define CONN_FREE_BUFS	64	/* buffers kept for reuse */
+#define CONN_WARN_MS	60000	/* one "worker_connections" warning a minute */
 #define CONN_HEAD_MAX(conf)	\
 	((size_t)(2 * (conf)->max_uri_size + (conf)->max_header_size))
 
-/* conn_read results besides a byte count */
-#define CONN_EOF	0
-#define CONN_ERROR	(-1)
-#define CONN_TIMEOUT	(-2)
-#define CONN_ABORT	(-3)
+enum conn_state {
+	CONN_HANDSHAKE,
+	CONN_HEAD,
+	CONN_BODY,
+	CONN_SEND,
+	CONN_LINGER
+};
 
-/*
- * How a wait reacts to a stop request (worker_state).  A graceful stop
- * (reload, SIGQUIT) ends nothing: an idle keep-alive connection still
- * gets its next request answered, with "Connection: close", because
- * closing it under a client that is sending right now would lose that
- * request.  Only a fast stop ends waits, and never a response.
- */
-enum conn_wait {
-	WAIT_IDLE,	/* between requests */
-	WAIT_REQUEST,	/* request in progress */
-	WAIT_WRITE	/* response in progress: finish it */
+enum conn_step {
+	STEP_NEXT,	/* the state changed: run the next step now */
+	STEP_READ,	/* park until readable */
+	STEP_WRITE,	/* park until writable */
+	STEP_YIELD,	/* more to do, after the others had a turn */
+	STEP_CLOSE
+};
+
+/* The bytes of a connection with a request in progress. */
+struct conn_buf {
+	SLIST_ENTRY(conn_buf)	 next;
+	struct accesslog_req	 log;
+	char			*out;	/* CONN_OUTCAP bytes after in */
+	char			 in[];
 };
 
 struct conn {
-	struct server	*srv;
-	int		 fd;
-	SSL		*ssl;
-	int		 ssl_fatal;	/* no close_notify after an error */
-	char		*in;
-	size_t		 inlen;		/* bytes in in[] */
-	size_t		 off;		/* start of what is not parsed yet */
-	size_t		 incap;
-	char		*out;
-	size_t		 outlen;
-	long long	 deadline;	/* ms, CLOCK_MONOTONIC */
-	long long	 nrequests;
-	int		 n405;
-	int		 rcvtimeo;	/* SO_RCVTIMEO set for blocking reads */
-	long long	 started;	/* this request's first byte, us */
-	const struct sockaddr *peer;
+	TAILQ_ENTRY(conn)	 runq;
+	struct timer		 timer;
+	struct conn		*next_free;
+	int			 fd;		/* -1: a free slot */
+	SSL			*ssl;
+	enum conn_state		 state;
+	enum conn_state		 after;		/* what CONN_SEND returns to */
+	uint32_t		 events;	/* what epoll watches */
+	unsigned int		 readable:1;	/* a read may find bytes */
+	unsigned int		 queued:1;	/* on the run queue */
+	unsigned int		 idle:1;	/* no request bytes yet */
+	unsigned int		 parse:1;	/* new bytes end a line */
+	unsigned int		 close:1;	/* close once sent */
+	unsigned int		 linger:1;	/* and drain input first */
+	unsigned int		 tls_error:1;	/* no close_notify */
+	unsigned int		 keepalive:1;	/* of the request in progress */
+	unsigned int		 expect:1;	/* 100-continue asked */
+	unsigned int		 continued:1;	/* and sent */
+	unsigned int		 chunked:1;
+	int			 turn;		/* work done this turn */
+	int			 minor;		/* HTTP/1.minor */
+	int			 resp;		/* answer held over the body */
+	int			 n405;
+	long long		 nrequests;
+	long long		 started;	/* request's first byte, us */
+	struct conn_buf		*buf;
+	size_t			 inlen;		/* bytes in buf->in */
+	size_t			 off;		/* start of the unparsed bytes */
+	size_t			 outlen;
+	size_t			 outoff;	/* sent so far */
+	unsigned long long	 remain;	/* Content-Length body left */
+	size_t			 lingered;
+	struct http_chunked	 ch;
+	struct sockaddr_storage	 peer;
 };
 
-static char	*conn_inbuf;
-static size_t	 conn_incap;
-static char	*conn_outbuf;
-static char	*conn_path;	/* the normalized path of a request */
-static size_t	 conn_pathcap;
+/* One per worker. */
+static struct conn_pool {
+	const struct conf	*conf;
+	SSL_CTX			*ssl_ctx;
+	int			 epfd;
+	struct conn		*conns;
+	int			 cap;
+	int			 hwm;		/* slots ever used */
+	int			 nused;
+	struct conn		*free;
+	SLIST_HEAD(, conn_buf)	 bufs;
+	int			 nbufs;
+	size_t			 incap;
+	char			*path;		/* a normalized request path */
+	size_t			 pathcap;
+	TAILQ_HEAD(, conn)	 runq;
+	int			 nqueued;
+	struct timers		 timers;
+	int			 quitting;
+	long long		 warned;	/* last cap warning, ms */
+} pool;
 
-/* Untrusted bytes, made safe for a log line (libbsd's strnvisx). */
-static const char *
-conn_vis(char *dst, size_t dlen, const char *src, size_t slen)
-{
-	if (src == NULL)
-		return "-";
-	if (slen > (dlen - 1) / 4)
-		slen = (dlen - 1) / 4;	/* 4 bytes per byte at worst */
-	if (strnvisx(dst, dlen, src, slen, VIS_CSTYLE | VIS_DQ | VIS_TAB |
-	    VIS_NL) == -1)
-		return "-";
-	return dst;
-}
-
-/* The request's fields for its access log line, made safe in advance. */
-static char	log_rl[2048], log_ref[1024], log_ua[1024];
-
-/*
- * Takes what the access log line needs from the request while its bytes
- * are still there: discarding a body may move them.  req is NULL when
- * the request could not be parsed; the start of its first line stands
- * in for it.
- */
-static void
-conn_log_request(struct conn *c, const struct http_request *req)
-{
-	char		 line[1024];
-	const char	*p, *nl;
-	size_t		 n;
-
-	if (!log_access_on())
-		return;
-	strlcpy(log_ref, "-", sizeof(log_ref));
-	strlcpy(log_ua, "-", sizeof(log_ua));
-	if (req == NULL) {
-		p = c->in + c->off;
-		n = c->inlen - c->off;
-		if ((nl = memchr(p, '\n', n)) != NULL)
-			n = nl - p;
-		if (n > 0 && p[n - 1] == '\r')
-			n--;
-		conn_vis(log_rl, sizeof(log_rl), p, n > 200 ? 200 : n);
-		return;
-	}
-	n = req->target.p + req->target.len - req->method_name.p;
-	snprintf(line, sizeof(line), "%.*s HTTP/1.%d", (int)(n > 900 ? 900 : n),
-	    req->method_name.p, req->version_minor);
-	conn_vis(log_rl, sizeof(log_rl), line, strlen(line));
-	if (req->referer.p != NULL)
-		conn_vis(log_ref, sizeof(log_ref), req->referer.p,
-		    req->referer.len);
-	if (req->user_agent.p != NULL)
-		conn_vis(log_ua, sizeof(log_ua), req->user_agent.p,
-		    req->user_agent.len);
-}
-
-/*
- * One access log line, combined format plus the request time in
- * microseconds, for the request conn_log_request took in.
- */
-static void
-conn_log(struct conn *c, int resp)
-{
-	const struct sockaddr_in6	*sin6;
-	char				 peer[INET6_ADDRSTRLEN];
-	size_t				 body;
-	int				 status;
-
-	if (!log_access_on())
-		return;
-	timecache_update();	/* the time of this request, not the last */
-	status = http_resp_status(resp, &body);
-	peer[0] = '-';
-	peer[1] = '\0';
-	if (c->peer->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)c->peer)->
-		    sin_addr, peer, sizeof(peer));
-	else if (c->peer->sa_family == AF_INET6) {
-		sin6 = (const struct sockaddr_in6 *)c->peer;
-		/* A dual-stack listener's IPv4 client, shown as IPv4. */
-		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr))
-			inet_ntop(AF_INET, &sin6->sin6_addr.s6_addr[12], peer,
-			    sizeof(peer));
-		else
-			inet_ntop(AF_INET6, &sin6->sin6_addr, peer,
-			    sizeof(peer));
-	}
-	log_access("%s - - [%s] \"%s\" %d %zu \"%s\" \"%s\" %lld", peer,
-	    timecache_log(), log_rl, status, body, log_ref, log_ua,
-	    timecache_mono_us() - c->started);
-}
+static void	conn_close(struct conn *);
 
 int
-conn_init(const struct conf *conf)
+conn_init(const struct conf *conf, SSL_CTX *ctx, int epfd, int cap)
 {
+	long long	len[TIMER_KINDS];
+
+	memset(&pool, 0, sizeof(pool));
+	pool.conf = conf;
+	pool.ssl_ctx = ctx;
+	pool.epfd = epfd;
+	pool.cap = cap;
 	/*
 	 * Room for a whole head at its limits (leading empty lines up to
 	 * max_uri_size, the request line, the fields), with a read's worth
 	 * spare: past CONN_HEAD_MAX the parser always has an answer.
 	 */
-	conn_incap = CONN_HEAD_MAX(conf) + 4096;
-	conn_pathcap = conf->max_uri_size + 2;
-	if ((conn_inbuf = malloc(conn_incap)) == NULL ||
-	    (conn_outbuf = malloc(CONN_OUTCAP)) == NULL ||
-	    (conn_path = malloc(conn_pathcap)) == NULL)
+	pool.incap = CONN_HEAD_MAX(conf) + 4096;
+	pool.pathcap = conf->max_uri_size + 2;
+	SLIST_INIT(&pool.bufs);
+	TAILQ_INIT(&pool.runq);
+	len[TIMER_HANDSHAKE] = conf->handshake_timeout;
+	len[TIMER_FIRST] = conf->header_timeout;
+	len[TIMER_HEAD] = conf->header_timeout;
+	len[TIMER_BODY] = conf->header_timeout;
+	len[TIMER_IDLE] = conf->keepalive_timeout;
+	len[TIMER_SEND] = conf->send_timeout;
+	len[TIMER_LINGER] = CONN_LINGER_MS;
+	timers_init(&pool.timers, len);
+	pool.warned = -CONN_WARN_MS;
+	/* Untouched slots cost no memory: calloc maps them lazily. */
+	if ((pool.conns = calloc(cap, sizeof(*pool.conns))) == NULL ||
+	    (pool.path = malloc(pool.pathcap)) == NULL)
 		return -1;
 	return 0;
 }
@@ -189,493 +160,809 @@ conn_init(const struct conf *conf)
 void
 conn_free(void)
 {
-	free(conn_inbuf);
-	free(conn_outbuf);
-	free(conn_path);
-	conn_inbuf = conn_outbuf = conn_path = NULL;
-}
+	struct conn_buf	*b;
+	int		 i;
 
-/* Waits for fd to become ready; 0 when it is. */
-static int
-conn_wait(struct conn *c, short events, enum conn_wait how)
-{
-	struct pollfd	pfd;
-	struct timespec	ts;
-	long long	rem;
-
-	for (;;) {
-		if (how != WAIT_WRITE && worker_state == WORKER_STOP)
-			return CONN_ABORT;
-		if ((rem = c->deadline - timecache_mono_ms()) <= 0)
-			return CONN_TIMEOUT;
-		ts.tv_sec = rem / 1000;
-		ts.tv_nsec = (rem % 1000) * 1000000;
-		pfd.fd = c->fd;
-		pfd.events = events;
-		switch (ppoll(&pfd, 1, &ts, NULL)) {
-		case -1:
-			if (errno != EINTR)
-				return CONN_ERROR;
-			break;
-		case 0:
-			break;	/* the deadline is checked above */
-		default:
-			return 0;
-		}
+	for (i = 0; i < pool.hwm; i++)
+		if (pool.conns[i].fd != -1)
+			conn_close(&pool.conns[i]);
+	while ((b = SLIST_FIRST(&pool.bufs)) != NULL) {
+		SLIST_REMOVE_HEAD(&pool.bufs, next);
+		free(b);
 	}
+	free(pool.conns);
+	free(pool.path);
+	pool.conns = NULL;
+	pool.path = NULL;
 }
 
-/* For SSL_* calls: what to wait for, or a final result. */
-static int
-conn_ssl_result(struct conn *c, int rv, short *events)
+int
+conn_count(void)
 {
-	switch (SSL_get_error(c->ssl, rv)) {
-	case SSL_ERROR_WANT_READ:
-		*events = POLLIN;
-		return 1;
-	case SSL_ERROR_WANT_WRITE:
-		*events = POLLOUT;
-		return 1;
-	case SSL_ERROR_ZERO_RETURN:
-		return CONN_EOF;
-	default:
-		c->ssl_fatal = 1;
-		tls_log_errors("TLS");
-		return CONN_ERROR;
-	}
+	return pool.nused;
 }
 
+/* ------------------------------------------------------------ buffers */
+
 static int
-conn_handshake(struct conn *c)
+conn_buf_get(struct conn *c)
 {
-	short	events;
-	int	rv;
+	struct conn_buf	*b;
 
-	for (;;) {
-		ERR_clear_error();
-		if ((rv = SSL_accept(c->ssl)) == 1)
-			return 0;
-		if ((rv = conn_ssl_result(c, rv, &events)) != 1)
-			return CONN_ERROR;
-		if ((rv = conn_wait(c, events, WAIT_REQUEST)) != 0)
-			return rv;
-	}
-}
-
-/*
- * SO_RCVTIMEO for the blocking idle read, from this worker's own config,
- * once per keep-alive connection (a connection-per-request client never
- * needs it).  0 if the blocking read may be used.
- */
-static int
-conn_rcvtimeo(struct conn *c)
-{
-	struct timeval	tv;
-	int		ms = c->srv->conf.keepalive_timeout;
-
-	if (c->rcvtimeo)
+	if (c->buf != NULL)
 		return 0;
-	if (ms <= 0)
-		return -1;	/* 0 would mean no timeout at all */
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	if (setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == -1)
-		return -1;
-	c->rcvtimeo = 1;
+	if ((b = SLIST_FIRST(&pool.bufs)) != NULL) {
+		SLIST_REMOVE_HEAD(&pool.bufs, next);
+		pool.nbufs--;
+	} else {
+		if ((b = malloc(sizeof(*b) + pool.incap + CONN_OUTCAP)) ==
+		    NULL) {
+			log_warn("connection buffer");
+			return -1;
+		}
+		b->out = b->in + pool.incap;
+	}
+	c->buf = b;
+	c->inlen = c->off = c->outlen = c->outoff = 0;
 	return 0;
 }
 
-/*
- * Reads what is there, waiting for it if need be.  With wait_first, the
- * caller expects nothing yet (it has just answered everything it had).
- * A cleartext keep-alive connection then blocks in read(2) itself, with
- * the keep-alive timeout as SO_RCVTIMEO: one system call where a poll
- * and a read would be two, on every keep-alive request.  A fast stop
- * ends that read (worker.c).  Every other wait is a ppoll against the
- * deadline, with MSG_DONTWAIT reads.
- */
+/* Gives the buffer back; only when nothing in it is pending. */
+static void
+conn_buf_put(struct conn *c)
+{
+	if (c->buf == NULL)
+		return;
+	if (pool.nbufs < CONN_FREE_BUFS) {
+		SLIST_INSERT_HEAD(&pool.bufs, c->buf, next);
+		pool.nbufs++;
+	} else
+		free(c->buf);
+	c->buf = NULL;
+	c->inlen = c->off = c->outlen = c->outoff = 0;
+}
+
+/* ---------------------------------------------------------------- I/O */
+
 static long
-conn_read(struct conn *c, char *buf, size_t len, enum conn_wait how,
-    int wait_first)
+conn_recv(struct conn *c, char *buf, size_t len)
 {
 	ssize_t	n;
-	short	events = POLLIN;
-	int	rv;
 
-	if (wait_first && c->ssl == NULL && how == WAIT_IDLE &&
-	    worker_state != WORKER_STOP && conn_rcvtimeo(c) == 0) {
-		if ((n = read(c->fd, buf, len)) >= 0)
-			return n;
-		if (errno == EAGAIN)
-			return CONN_TIMEOUT;
-		if (errno != EINTR)
-			return CONN_ERROR;
-	} else if (wait_first && (c->ssl == NULL || !SSL_has_pending(c->ssl)) &&
-	    (rv = conn_wait(c, POLLIN, how)) != 0)
-		return rv;
-	for (;;) {
-		if (c->ssl != NULL) {
-			ERR_clear_error();
-			n = SSL_read(c->ssl, buf, len > INT_MAX ? INT_MAX : len);
-			if (n > 0)
-				return n;
-			if ((rv = conn_ssl_result(c, n, &events)) != 1)
-				return rv;
-		} else {
-			n = recv(c->fd, buf, len, MSG_DONTWAIT);
-			if (n >= 0)
-				return n;
-			if (errno != EAGAIN && errno != EINTR)
-				return CONN_ERROR;
-		}
-		if ((rv = conn_wait(c, events, how)) != 0)
-			return rv;
-	}
+	if (c->ssl != NULL)
+		return tls_read(c->ssl, buf, len);
+	do
+		n = recv(c->fd, buf, len, 0);
+	while (n == -1 && errno == EINTR);
+	if (n >= 0)
+		return n;
+	return errno == EAGAIN ? IO_WANT_READ : IO_ERROR;
 }
 
-/* Writes all of buf within send_timeout; 0 or -1. */
-static int
-conn_write(struct conn *c, const char *buf, size_t len)
+static long
+conn_send(struct conn *c, const char *buf, size_t len)
 {
-	long long	 saved = c->deadline;
-	ssize_t		 n;
-	short		 events = POLLOUT;
-	int		 rv = 0;
+	ssize_t	n;
 
-	c->deadline = timecache_mono_ms() + c->srv->conf.send_timeout;
-	while (len > 0) {
-		if (c->ssl != NULL) {
-			ERR_clear_error();
-			n = SSL_write(c->ssl, buf, len > INT_MAX ? INT_MAX : len);
-			if (n <= 0 && conn_ssl_result(c, n, &events) != 1) {
-				rv = -1;
-				break;
-			}
-		} else {
-			n = send(c->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-			if (n == -1 && errno != EAGAIN && errno != EINTR) {
-				rv = -1;
-				break;
-			}
-		}
-		if (n > 0) {
-			buf += n;
-			len -= n;
-		} else if (conn_wait(c, events, WAIT_WRITE) != 0) {
-			rv = -1;
-			break;
-		}
-	}
-	/* The read deadline in force before this write still holds. */
-	c->deadline = saved;
-	return rv;
+	if (c->ssl != NULL)
+		return tls_write(c->ssl, buf, len);
+	do
+		n = send(c->fd, buf, len, MSG_NOSIGNAL);
+	while (n == -1 && errno == EINTR);
+	if (n >= 0)
+		return n;
+	return errno == EAGAIN ? IO_WANT_WRITE : IO_ERROR;
 }
 
-static int
-conn_flush(struct conn *c)
+/*
+ * Reads what is there into the buffer: a byte count, or IO_*.  A short
+ * read means the socket is drained; epoll says when it is not.
+ */
+static long
+conn_fill(struct conn *c)
 {
-	int	rv = 0;
+	size_t	space;
+	long	n;
 
-	if (c->outlen > 0)
-		rv = conn_write(c, c->out, c->outlen);
-	c->outlen = 0;
-	return rv;
+	if (conn_buf_get(c) == -1)
+		return IO_ERROR;
+	if (c->off > 0) {
+		memmove(c->buf->in, c->buf->in + c->off, c->inlen - c->off);
+		c->inlen -= c->off;
+		c->off = 0;
+	}
+	space = pool.incap - c->inlen;
+	n = conn_recv(c, c->buf->in + c->inlen, space);
+	if (n > 0) {
+		c->inlen += n;
+		if ((size_t)n < space)
+			c->readable = c->ssl != NULL && tls_pending(c->ssl);
+	} else if (n == IO_WANT_READ)
+		c->readable = 0;
+	else if (n == IO_ERROR && c->ssl != NULL)
+		c->tls_error = 1;
+	return n;
 }
 
-static int
+/* Queues a prebuilt response; the caller made room for it. */
+static void
 conn_respond(struct conn *c, int resp, int connhdr)
 {
 	const char	*r;
 	size_t		 len;
 
 	r = http_response(resp, connhdr, &len);
-	if (c->outlen + len > CONN_OUTCAP && conn_flush(c) == -1)
-		return -1;
-	memcpy(c->out + c->outlen, r, len);
+	if (c->outlen + len > CONN_OUTCAP)
+		return;		/* never: http_response_max() was checked */
+	memcpy(c->buf->out + c->outlen, r, len);
 	c->outlen += len;
-	return 0;
 }
 
-/*
- * Reads more request bytes, after sending what is pending: a pipelining
- * client may wait for those answers before it sends the rest.
- */
-static long
-conn_fill(struct conn *c, enum conn_wait how)
-{
-	long	n;
-	int	answered = c->outlen > 0;
+/* ------------------------------------------------------------- steps */
 
-	if (conn_flush(c) == -1)
-		return CONN_ERROR;
-	if (c->off > 0) {
-		memmove(c->in, c->in + c->off, c->inlen - c->off);
-		c->inlen -= c->off;
-		c->off = 0;
+static int
+conn_handshake(struct conn *c)
+{
+	switch (tls_handshake(c->ssl)) {
+	case 1:
+		/* The request may have come with the client's Finished. */
+		c->readable = 1;
+		c->idle = 1;
+		c->state = CONN_HEAD;
+		timer_start(&pool.timers, &c->timer, TIMER_FIRST,
+		    timecache_mono_ms());
+		return STEP_NEXT;
+	case IO_WANT_READ:
+		return STEP_READ;
+	case IO_WANT_WRITE:
+		return STEP_WRITE;
+	default:
+		c->tls_error = 1;
+		return STEP_CLOSE;
 	}
-	n = conn_read(c, c->in + c->inlen, c->incap - c->inlen, how,
-	    answered && c->inlen == 0);
-	if (n > 0)
-		c->inlen += n;
-	return n;
 }
 
-/*
- * A client that sent "Expect: 100-continue" may wait for this before it
- * sends the body we have to read (RFC 9110 10.1.1).  Once per request,
- * and only when the body is not here already.
- */
-static void
-conn_continue(struct conn *c, const struct http_request *req, int *sent)
+/* After the response: close (draining input first if asked) or go on. */
+static int
+conn_closing(struct conn *c)
 {
-	static const char	cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+	char	b;
 
-	if (*sent || !req->expect_continue || req->version_minor == 0 ||
-	    c->outlen + sizeof(cont) - 1 > CONN_OUTCAP)
-		return;
-	memcpy(c->out + c->outlen, cont, sizeof(cont) - 1);
-	c->outlen += sizeof(cont) - 1;
-	*sent = 1;
+	/* Nothing unread, nothing expected: a plain close is clean. */
+	if (!c->linger && recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) <= 0)
+		return STEP_CLOSE;
+	if (c->ssl != NULL && !c->tls_error)
+		tls_shutdown(c->ssl);
+	if (shutdown(c->fd, SHUT_WR) == -1)
+		return STEP_CLOSE;
+	conn_buf_put(c);
+	c->lingered = 0;
+	c->state = CONN_LINGER;
+	timer_start(&pool.timers, &c->timer, TIMER_LINGER,
+	    timecache_mono_ms());
+	return STEP_NEXT;
 }
 
 /*
- * Reads and drops the request body so the next request on the connection
- * starts where it should.  0, or the status to answer with.
+ * Half-closed: drains what the client still sends for a moment, so that
+ * unread input does not turn our close into a reset that destroys the
+ * response in flight (nginx's lingering close).  Bounded in bytes and
+ * by TIMER_LINGER.
  */
 static int
-conn_discard_body(struct conn *c, const struct http_request *req)
+conn_linger(struct conn *c)
 {
-	const struct conf	*conf = &c->srv->conf;
-	struct http_chunked	 ch;
-	unsigned long long	 remain;
-	long			 n;
-	size_t			 avail;
-	int			 sent = 0;
+	static char	sink[4096];
+	ssize_t		n;
 
-	if (!req->chunked) {
-		if (req->content_length <= 0)
-			return 0;
-		if (req->content_length > conf->max_body_size)
-			return 413;
-		remain = req->content_length;
-		c->deadline = timecache_mono_ms() + conf->header_timeout;
-		for (;;) {
-			avail = c->inlen - c->off;
-			if (avail > remain)
-				avail = remain;
-			c->off += avail;
-			if ((remain -= avail) == 0)
-				return 0;
-			conn_continue(c, req, &sent);
-			if ((n = conn_fill(c, WAIT_REQUEST)) <= 0)
-				return n == CONN_TIMEOUT ? 408 : -1;
-		}
-	}
-	http_chunked_init(&ch);
-	c->deadline = timecache_mono_ms() + conf->header_timeout;
 	for (;;) {
-		n = http_parse_chunked(&ch, c->in + c->off, c->inlen - c->off,
-		    conf->max_body_size);
-		if (n < 0)
-			return -n;
-		c->off += n;
-		if (http_chunked_done(&ch))
-			return 0;
-		conn_continue(c, req, &sent);
-		if ((n = conn_fill(c, WAIT_REQUEST)) <= 0)
-			return n == CONN_TIMEOUT ? 408 : -1;
+		n = recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT);
+		if (n > 0 && (c->lingered += n) < CONN_LINGER_MAX)
+			continue;
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && errno == EAGAIN)
+			return STEP_READ;
+		return STEP_CLOSE;
 	}
 }
 
 /*
- * Half-closes and drains what the client still sends for a moment, so
- * that unread input does not turn our close into a reset that destroys
- * the response in flight (nginx's lingering close).
- */
-static void
-conn_close(struct conn *c, int linger)
-{
-	char	buf[4096];
-	long	n;
-	size_t	total = 0;
-
-	if (c->ssl != NULL && !c->ssl_fatal) {
-		ERR_clear_error();
-		SSL_shutdown(c->ssl);	/* our close_notify, not waiting */
-	}
-	/* Nothing unread, nothing expected: a plain close is clean. */
-	if (!linger && recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT) <= 0)
-		goto done;
-	if (shutdown(c->fd, SHUT_WR) == 0) {
-		c->deadline = timecache_mono_ms() + CONN_LINGER_MS;
-		while ((n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT)) != 0) {
-			/* Bounded in bytes and time: a flood ends it too. */
-			if (n > 0 && (total += n) < 1024 * 1024 &&
-			    timecache_mono_ms() < c->deadline)
-				continue;
-			if (n > 0)
-				break;
-			if ((errno != EAGAIN && errno != EINTR) ||
-			    conn_wait(c, POLLIN, WAIT_REQUEST) != 0)
-				break;
-		}
-	}
- done:
-	ERR_clear_error();
-	SSL_free(c->ssl);
-	worker_conn_fd = -1;
-	close(c->fd);
-}
-
-/*
- * Answers a request that could not be read (malformed, timed out) and
- * says the connection ends; the caller closes it with a linger, which
- * this returns for it to set.
+ * A request that could not be read (malformed, timed out) is answered
+ * and the connection ends, after a linger.  The log line shows the start
+ * of the bytes that came, since there is no request to show.
  */
 static int
 conn_fail(struct conn *c, int resp)
 {
-	conn_log_request(c, NULL);
-	conn_log(c, resp);
+	if (conn_buf_get(c) == -1)
+		return STEP_CLOSE;
+	if (log_access_on()) {
+		accesslog_take(&c->buf->log, NULL, c->buf->in + c->off,
+		    c->inlen - c->off);
+		accesslog_write(&c->buf->log, (struct sockaddr *)&c->peer,
+		    resp, c->started);
+	}
+	/* After the answers to the requests before it. */
 	conn_respond(c, resp, HTTP_CONN_CLOSE);
-	return 1;
+	c->close = c->linger = 1;
+	c->state = CONN_SEND;
+	return STEP_NEXT;
 }
 
-/* The Connection header a response carries. */
-static int
-conn_header(const struct http_request *req, int close)
+/* Answers the request in progress, its body (if any) read. */
+static void
+conn_answer(struct conn *c, int resp, int close)
 {
+	const struct conf	*conf = pool.conf;
+	int			 connhdr;
+
+	close = close || !c->keepalive ||
+	    c->nrequests >= conf->keepalive_requests ||
+	    conf->keepalive_timeout == 0 || pool.quitting ||
+	    (resp == HTTP_RESP_405 && ++c->n405 >= CONN_MAX_405);
+	if (log_access_on())
+		accesslog_write(&c->buf->log, (struct sockaddr *)&c->peer, resp,
+		    c->started);
 	if (close)
-		return HTTP_CONN_CLOSE;
-	return req->version_minor == 0 ? HTTP_CONN_KEEPALIVE : HTTP_CONN_NONE;
+		connhdr = HTTP_CONN_CLOSE;
+	else
+		connhdr = c->minor == 0 ? HTTP_CONN_KEEPALIVE : HTTP_CONN_NONE;
+	conn_respond(c, resp, connhdr);
+	c->turn++;
+	if (close) {
+		c->close = 1;
+		/* A refused body, or requests behind this one, may follow. */
+		c->linger = c->linger || c->off < c->inlen;
+	}
+	/* What follows in the buffer is the next request, or idle bytes. */
+	c->idle = 1;
+	c->parse = 1;
 }
 
-/* Answers the complete requests in the buffer; 0 to go on, -1 to close. */
+/*
+ * A complete request head of n bytes: answered now, or after its body.
+ * Everything that reads the request's bytes comes first: discarding its
+ * body may move them.
+ */
 static int
-conn_process(struct conn *c, int *linger)
+conn_request(struct conn *c, const struct http_request *req, int n)
 {
-	const struct conf	*conf = &c->srv->conf;
+	const struct conf	*conf = pool.conf;
+	int			 resp;
+
+	if (log_access_on())
+		accesslog_take(&c->buf->log, req, c->buf->in + c->off, n);
+	resp = http_resp_for_request(req);
+	c->off += n;
+	c->nrequests++;
+	c->keepalive = req->keepalive;
+	c->minor = req->version_minor;
+	if (http_path_normalize(req, pool.path, pool.pathcap) == -1) {
+		c->linger = 1;
+		conn_answer(c, HTTP_RESP_400, 1);
+		return STEP_NEXT;
+	}
+	c->chunked = req->chunked;
+	if (req->chunked)
+		http_chunked_init(&c->ch);
+	else if (req->content_length > conf->max_body_size) {
+		c->linger = 1;
+		conn_answer(c, HTTP_RESP_413, 1);
+		return STEP_NEXT;
+	} else if (req->content_length <= 0) {
+		conn_answer(c, resp, 0);
+		return STEP_NEXT;
+	} else
+		c->remain = req->content_length;
+	c->resp = resp;
+	c->expect = req->expect_continue && req->version_minor > 0;
+	c->continued = 0;
+	c->state = CONN_BODY;
+	timer_start(&pool.timers, &c->timer, TIMER_BODY, timecache_mono_ms());
+	return STEP_NEXT;
+}
+
+/* Empty lines before a request are ignored (RFC 9112 2.2). */
+static void
+conn_skip_empty_lines(struct conn *c)
+{
+	const char	*p = c->buf->in;
+
+	while (c->off < c->inlen) {
+		if (p[c->off] == '\n')
+			c->off++;
+		else if (p[c->off] == '\r' && c->off + 1 < c->inlen &&
+		    p[c->off + 1] == '\n')
+			c->off += 2;
+		else
+			break;
+	}
+}
+
+/*
+ * Reads request heads and answers every complete one, CONN_TURN at most
+ * a turn.  Bytes that start a request after an idle time start its own
+ * header_timeout; empty lines leave the connection idle.
+ */
+static int
+conn_head(struct conn *c)
+{
+	const struct conf	*conf = pool.conf;
 	struct http_limits	 lim;
 	struct http_request	 req;
-	int			 r, resp, status, close;
+	long			 n;
+	int			 r;
 
 	lim.max_uri = conf->max_uri_size;
 	lim.max_header = conf->max_header_size;
 	lim.max_fields = HTTP_MAX_FIELDS;
 	for (;;) {
-		r = http_parse_request(c->in + c->off, c->inlen - c->off, &lim,
-		    &req);
-		if (r == HTTP_PARSE_INCOMPLETE)
-			return 0;
-		if (r < 0) {
-			*linger = conn_fail(c, http_resp_for_status(-r));
-			return -1;
+		if (c->close)
+			break;
+		if (c->inlen > c->off && c->idle) {
+			conn_skip_empty_lines(c);
+			if (c->inlen > c->off) {
+				c->idle = 0;
+				timer_start(&pool.timers, &c->timer, TIMER_HEAD,
+				    timecache_mono_ms());
+				if (log_access_on())
+					c->started = timecache_mono_us();
+			}
+		}
+		if (c->inlen > c->off && c->parse) {
+			if (c->turn >= CONN_TURN)
+				break;
+			/* Room for one more answer, or send first. */
+			if (c->outlen + http_response_max() > CONN_OUTCAP)
+				break;
+			r = http_parse_request(c->buf->in + c->off,
+			    c->inlen - c->off, &lim, &req);
+			if (r < 0)
+				return conn_fail(c, http_resp_for_status(-r));
+			if (r == HTTP_PARSE_INCOMPLETE)
+				c->parse = 0;
+			else if (conn_request(c, &req, r) != STEP_NEXT ||
+			    c->state != CONN_HEAD)
+				return STEP_NEXT;
+			continue;
+		}
+		/* A pipelining client may wait for its answers: send first. */
+		if (c->outlen > 0)
+			break;
+		if (c->idle && c->inlen == c->off)
+			conn_buf_put(c);
+		if (!c->readable)
+			return STEP_READ;
+		if ((n = conn_fill(c)) == IO_WANT_READ)
+			return STEP_READ;
+		if (n == IO_WANT_WRITE)
+			return STEP_WRITE;
+		if (n <= 0)
+			return STEP_CLOSE;
+		/*
+		 * Parse again only when a line was completed, or at the size
+		 * limits: a client sending a byte at a time must not make the
+		 * parser rescan its whole head on every byte.
+		 */
+		if (memchr(c->buf->in + c->inlen - n, '\n', n) != NULL ||
+		    c->inlen - c->off > CONN_HEAD_MAX(conf))
+			c->parse = 1;
+	}
+	if (c->outlen > 0) {
+		c->after = CONN_HEAD;
+		c->state = CONN_SEND;
+		return STEP_NEXT;
+	}
+	return STEP_YIELD;
+}
+
+/*
+ * Reads and drops the request body, so the next request on the
+ * connection starts where it should; then answers the request.
+ */
+static int
+conn_body(struct conn *c)
+{
+	static const char	cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+	unsigned long long	avail;
+	long			n;
+
+	for (;;) {
+		if (c->chunked) {
+			n = http_parse_chunked(&c->ch, c->buf->in + c->off,
+			    c->inlen - c->off, pool.conf->max_body_size);
+			if (n < 0) {
+				c->linger = 1;
+				conn_answer(c, http_resp_for_status(-n), 1);
+				break;
+			}
+			c->off += n;
+			if (http_chunked_done(&c->ch)) {
+				conn_answer(c, c->resp, 0);
+				break;
+			}
+		} else {
+			avail = c->inlen - c->off;
+			if (avail > c->remain)
+				avail = c->remain;
+			c->off += avail;
+			if ((c->remain -= avail) == 0) {
+				conn_answer(c, c->resp, 0);
+				break;
+			}
 		}
 		/*
-		 * Everything that reads the request's bytes comes first:
-		 * discarding its body may move them.
+		 * A client that sent "Expect: 100-continue" may wait for
+		 * this before it sends the body (RFC 9110 10.1.1).
 		 */
-		conn_log_request(c, &req);
-		resp = http_resp_for_request(&req);
-		c->off += r;
-		c->nrequests++;
-		if (http_path_normalize(&req, conn_path, conn_pathcap) == -1)
-			status = 400;
-		else
-			status = conn_discard_body(c, &req);
-		if (status != 0) {
-			if (status > 0) {
-				*linger = 1;
-				resp = http_resp_for_status(status);
-				conn_log(c, resp);
-				conn_respond(c, resp, HTTP_CONN_CLOSE);
-			}
-			return -1;
+		if (c->expect && !c->continued) {
+			c->continued = 1;
+			memcpy(c->buf->out + c->outlen, cont, sizeof(cont) - 1);
+			c->outlen += sizeof(cont) - 1;
 		}
-		close = !req.keepalive ||
-		    c->nrequests >= conf->keepalive_requests ||
-		    conf->keepalive_timeout == 0 ||
-		    worker_state != WORKER_RUN ||
-		    (resp == HTTP_RESP_405 && ++c->n405 >= CONN_MAX_405);
-		conn_log(c, resp);
-		if (conn_respond(c, resp, conn_header(&req, close)) == -1)
-			return -1;
-		/* A pipelined request waiting behind this one starts now. */
-		if (log_access_on())
-			c->started = timecache_mono_us();
-		if (close) {
-			*linger = c->off < c->inlen;
-			return -1;
+		if (c->outlen > 0) {
+			c->after = CONN_BODY;
+			c->state = CONN_SEND;
+			return STEP_NEXT;
+		}
+		if (!c->readable)
+			return STEP_READ;
+		if (c->turn++ >= CONN_TURN)
+			return STEP_YIELD;
+		if ((n = conn_fill(c)) == IO_WANT_READ)
+			return STEP_READ;
+		if (n == IO_WANT_WRITE)
+			return STEP_WRITE;
+		if (n <= 0)
+			return STEP_CLOSE;
+	}
+	c->state = CONN_HEAD;
+	return STEP_NEXT;
+}
+
+/*
+ * Sends what is queued.  Once it is all out, the connection closes or
+ * goes back to what it was doing; a head or body that had to wait for
+ * the socket gets a fresh deadline, and an idle one starts its
+ * keep-alive time from this response.
+ */
+static int
+conn_flush(struct conn *c)
+{
+	long	n;
+
+	while (c->outoff < c->outlen) {
+		n = conn_send(c, c->buf->out + c->outoff,
+		    c->outlen - c->outoff);
+		if (n > 0) {
+			c->outoff += n;
+			continue;
+		}
+		if (n != IO_WANT_READ && n != IO_WANT_WRITE) {
+			c->tls_error = c->ssl != NULL;
+			return STEP_CLOSE;
+		}
+		if (c->timer.kind != TIMER_SEND)
+			timer_start(&pool.timers, &c->timer, TIMER_SEND,
+			    timecache_mono_ms());
+		return n == IO_WANT_WRITE ? STEP_WRITE : STEP_READ;
+	}
+	c->outlen = c->outoff = 0;
+	if (c->close)
+		return conn_closing(c);
+	c->state = c->after;
+	if (c->state == CONN_HEAD && c->idle) {
+		timer_start(&pool.timers, &c->timer, TIMER_IDLE,
+		    timecache_mono_ms());
+		if (c->inlen == c->off)
+			conn_buf_put(c);
+	} else if (c->timer.kind == TIMER_SEND)
+		timer_start(&pool.timers, &c->timer, c->state == CONN_BODY ?
+		    TIMER_BODY : TIMER_HEAD, timecache_mono_ms());
+	return STEP_NEXT;
+}
+
+/* ------------------------------------------------------------- driver */
+
+static void
+conn_watch(struct conn *c, uint32_t events)
+{
+	struct epoll_event	ev;
+
+	if (c->events == events)
+		return;
+	memset(&ev, 0, sizeof(ev));
+	ev.events = events;
+	ev.data.ptr = c;
+	if (epoll_ctl(pool.epfd, EPOLL_CTL_MOD, c->fd, &ev) == -1) {
+		log_warn("epoll_ctl");
+		conn_close(c);
+		return;
+	}
+	c->events = events;
+}
+
+static void
+conn_enqueue(struct conn *c)
+{
+	if (c->queued)
+		return;
+	TAILQ_INSERT_TAIL(&pool.runq, c, runq);
+	pool.nqueued++;
+	c->queued = 1;
+}
+
+static void
+conn_dequeue(struct conn *c)
+{
+	if (!c->queued)
+		return;
+	TAILQ_REMOVE(&pool.runq, c, runq);
+	pool.nqueued--;
+	c->queued = 0;
+}
+
+/* Runs the connection's steps until it must wait, yields or closes. */
+static void
+conn_resume(struct conn *c)
+{
+	int	step;
+
+	c->turn = 0;
+	conn_dequeue(c);
+	for (;;) {
+		switch (c->state) {
+		case CONN_HANDSHAKE:
+			step = conn_handshake(c);
+			break;
+		case CONN_HEAD:
+			step = conn_head(c);
+			break;
+		case CONN_BODY:
+			step = conn_body(c);
+			break;
+		case CONN_SEND:
+			step = conn_flush(c);
+			break;
+		default:
+			step = conn_linger(c);
+			break;
+		}
+		switch (step) {
+		case STEP_NEXT:
+			continue;
+		case STEP_READ:
+			conn_watch(c, EPOLLIN);
+			return;
+		case STEP_WRITE:
+			conn_watch(c, EPOLLOUT);
+			return;
+		case STEP_YIELD:
+			conn_enqueue(c);
+			return;
+		default:
+			conn_close(c);
+			return;
 		}
 	}
 }
 
-void
-conn_serve(struct server *srv, int fd, int tls, const struct sockaddr *peer)
+static void
+conn_close(struct conn *c)
 {
-	const struct conf	*conf = &srv->conf;
-	struct conn		 conn, *c = &conn;
-	long			 n;
-	size_t			 before;
-	int			 linger = 0;
+	conn_dequeue(c);
+	timer_stop(&pool.timers, &c->timer);
+	if (c->ssl != NULL) {
+		if (!c->tls_error)
+			tls_shutdown(c->ssl);
+		tls_conn_free(c->ssl);
+		c->ssl = NULL;
+	}
+	conn_buf_put(c);
+	/* The last descriptor of the socket: epoll forgets it too. */
+	close(c->fd);
+	c->fd = -1;
+	c->next_free = pool.free;
+	pool.free = c;
+	pool.nused--;
+}
 
+/* The oldest connection waiting for a request, or NULL. */
+static struct conn *
+conn_evictable(void)
+{
+	struct timer	*idle, *first;
+
+	idle = timers_first(&pool.timers, TIMER_IDLE);
+	first = timers_first(&pool.timers, TIMER_FIRST);
+	/* Started longest ago: the deadline less the kind's length. */
+	if (idle == NULL || (first != NULL && first->deadline -
+	    pool.timers.len[TIMER_FIRST] < idle->deadline -
+	    pool.timers.len[TIMER_IDLE]))
+		idle = first;
+	if (idle == NULL)
+		return NULL;
+	return (struct conn *)((char *)idle - offsetof(struct conn, timer));
+}
+
+static void
+conn_warn_full(const char *what)
+{
+	long long	now = timecache_mono_ms();
+
+	if (now - pool.warned < CONN_WARN_MS)
+		return;
+	pool.warned = now;
+	log_warnx("worker_connections (%d) reached: %s", pool.cap, what);
+}
+
+/*
+ * 1 when a new connection can be taken, by eviction if need be; warns
+ * when it cannot and the caller was accepting until now.
+ */
+int
+conn_room(int accepting)
+{
+	if (pool.nused < pool.cap || conn_evictable() != NULL)
+		return 1;
+	if (accepting)
+		conn_warn_full("not accepting until a connection closes");
+	return 0;
+}
+
+/* Takes over fd, a new non-blocking connection; closes it on failure. */
+void
+conn_open(int fd, int tls, const struct sockaddr *sa, socklen_t salen)
+{
+	struct epoll_event	 ev;
+	struct conn		*c;
+
+	if (pool.nused == pool.cap) {
+		if ((c = conn_evictable()) == NULL) {
+			close(fd);
+			return;
+		}
+		conn_warn_full("closing the oldest idle connections");
+		conn_close(c);
+	}
+	if ((c = pool.free) != NULL)
+		pool.free = c->next_free;
+	else
+		c = &pool.conns[pool.hwm++];
 	memset(c, 0, sizeof(*c));
-	c->srv = srv;
+	timer_init(&c->timer);
 	c->fd = fd;
-	c->in = conn_inbuf;
-	c->incap = conn_incap;
-	c->out = conn_outbuf;
-	c->peer = peer;
-	worker_conn_fd = fd;
-
+	pool.nused++;
+	memcpy(&c->peer, sa, salen < sizeof(c->peer) ? salen :
+	    sizeof(c->peer));
+	c->events = EPOLLIN;
+	memset(&ev, 0, sizeof(ev));
+	ev.events = c->events;
+	ev.data.ptr = c;
+	if (epoll_ctl(pool.epfd, EPOLL_CTL_ADD, fd, &ev) == -1) {
+		log_warn("epoll_ctl");
+		conn_close(c);
+		return;
+	}
 	if (tls) {
-		c->deadline = timecache_mono_ms() + conf->handshake_timeout;
-		if ((c->ssl = SSL_new(srv->ssl_ctx)) == NULL ||
-		    !SSL_set_fd(c->ssl, fd)) {
-			tls_log_errors("SSL_new");
-			c->ssl_fatal = 1;
-			goto done;
+		if ((c->ssl = tls_conn_new(pool.ssl_ctx, fd)) == NULL) {
+			c->tls_error = 1;
+			conn_close(c);
+			return;
 		}
-		if (conn_handshake(c) != 0)
-			goto done;
+		c->state = CONN_HANDSHAKE;
+		timer_start(&pool.timers, &c->timer, TIMER_HANDSHAKE,
+		    timecache_mono_ms());
+		return;
 	}
-	/* The first request's header must arrive within header_timeout. */
-	c->deadline = timecache_mono_ms() + conf->header_timeout;
-	if (log_access_on())
-		c->started = timecache_mono_us();
-	for (;;) {
-		if (c->inlen > c->off && conn_process(c, &linger) == -1)
-			break;
-		before = c->inlen - c->off;
-		if (before == 0 && c->nrequests > 0)
-			c->deadline = timecache_mono_ms() + conf->keepalive_timeout;
-		n = conn_fill(c, before == 0 ? WAIT_IDLE : WAIT_REQUEST);
-		/* A request had started: tell the client why. */
-		if (n == CONN_TIMEOUT && before > 0)
-			linger = conn_fail(c, HTTP_RESP_408);
-		if (n <= 0)
-			break;
-		if (before == 0 && c->nrequests > 0) {
-			c->deadline = timecache_mono_ms() + conf->header_timeout;
-			if (log_access_on())
-				c->started = timecache_mono_us();
-		}
-		/*
-		 * Parse again only when a line was completed, or at the size
-		 * limits: a client sending a byte at a time must not make
-		 * the parser rescan its whole head on every byte.
-		 */
-		while (memchr(c->in + c->inlen - n, '\n', n) == NULL &&
-		    c->inlen - c->off <= CONN_HEAD_MAX(conf)) {
-			if ((n = conn_fill(c, WAIT_REQUEST)) <= 0)
+	/* The first request: header_timeout for its first byte. */
+	c->state = CONN_HEAD;
+	c->idle = 1;
+	timer_start(&pool.timers, &c->timer, TIMER_FIRST, timecache_mono_ms());
+}
+
+/* epoll says the connection's socket is ready (or failed: a read says). */
+void
+conn_event(struct conn *c, uint32_t events)
+{
+	(void)events;
+	if (c->fd == -1)
+		return;		/* closed earlier in this batch */
+	c->readable = 1;
+	conn_resume(c);
+}
+
+/* The connections that yielded, each once. */
+void
+conn_run(void)
+{
+	struct conn	*c;
+	int		 n = pool.nqueued;
+
+	while (n-- > 0 && (c = TAILQ_FIRST(&pool.runq)) != NULL)
+		conn_resume(c);
+}
+
+/* Milliseconds epoll may wait: 0 with yielded work, -1 for no limit. */
+int
+conn_timeout(void)
+{
+	long long	ms;
+
+	if (pool.nqueued > 0)
+		return 0;
+	ms = timers_next(&pool.timers, timecache_mono_ms());
+	return ms > INT32_MAX ? INT32_MAX : (int)ms;
+}
+
+/*
+ * Ends what is past its deadline.  A request that had started gets its
+ * 408; every other wait ends in a close.
+ */
+void
+conn_expire(void)
+{
+	struct timer	*t;
+	struct conn	*c;
+	long long	 now = timecache_mono_ms();
+	int		 kind;
+
+	while ((t = timers_expired(&pool.timers, now, &kind)) != NULL) {
+		c = (struct conn *)((char *)t - offsetof(struct conn, timer));
+		switch (kind) {
+		case TIMER_HEAD:
+			if (c->idle || c->inlen == c->off) {
+				conn_close(c);
 				break;
-		}
-		if (n == CONN_TIMEOUT)
-			linger = conn_fail(c, HTTP_RESP_408);
-		if (n <= 0)
+			}
+			conn_fail(c, HTTP_RESP_408);
+			conn_resume(c);
 			break;
+		case TIMER_BODY:
+			c->linger = 1;
+			conn_answer(c, HTTP_RESP_408, 1);
+			c->state = CONN_SEND;
+			conn_resume(c);
+			break;
+		case TIMER_HANDSHAKE:
+		case TIMER_SEND:
+			c->tls_error = 1;	/* no close_notify to send */
+			conn_close(c);
+			break;
+		default:
+			conn_close(c);
+		}
 	}
- done:
-	conn_flush(c);
-	conn_close(c, linger);
+}
+
+/*
+ * A graceful stop ends nothing: every request still gets its answer,
+ * with "Connection: close", and an idle connection's next request too,
+ * since closing it under a client that is sending right now would lose
+ * that request.  The worker exits when its last connection closes.
+ */
+void
+conn_quit(void)
+{
+	pool.quitting = 1;
+}
+
+/* A fast stop ends every wait, but no response being sent. */
+void
+conn_stop(void)
+{
+	struct conn	*c;
+	int		 i;
+
+	pool.quitting = 1;
+	for (i = 0; i < pool.hwm; i++) {
+		c = &pool.conns[i];
+		if (c->fd == -1)
+			continue;
+		if (c->state == CONN_SEND && c->outoff < c->outlen)
+			c->close = 1;
+		else
+			conn_close(c);
+	}
 }

@@ -65,6 +65,7 @@ struct http_prebuilt {
 };
 
 static struct http_prebuilt	prebuilt[HTTP_RESP_MAX][HTTP_CONN_MAX];
+static size_t			prebuilt_max;	/* the longest response */
 static char			http_etag_value[32];
 static time_t			http_patched;	/* second in the Dates */
 static time_t			http_last_modified = 554342400; /* 1987-07-27 */
@@ -127,6 +128,8 @@ http_init(void)
 			pb->date_off = m;
 			memcpy(pb->buf + n, body, blen);
 			pb->len = n + blen;
+			if (pb->len > prebuilt_max)
+				prebuilt_max = pb->len;
 			pb->body_len = blen;
 		}
 	}
@@ -162,6 +165,12 @@ http_response(int resp, int conn, size_t *len)
 	}
 	*len = prebuilt[resp][conn].len;
 	return prebuilt[resp][conn].buf;
+}
+
+size_t
+http_response_max(void)
+{
+	return prebuilt_max;
 }
 
 /* For the access log: the status and body length of a response. */

@@ -137,6 +137,9 @@ main(int argc, char *argv[], char *envp[])
 		fprintf(stderr, "astleyd: %s\n", err);
 		goto conf_failed;
 	}
+	/* Not fatal: a worker then takes fewer connections. */
+	if (master_nofile(&srv->conf, err, sizeof(err)) == -1)
+		fprintf(stderr, "astleyd: warning: %s\n", err);
 	if (test) {
 		/* Log targets too, as start-up would open them. */
 		if (log_open(srv->conf.error_log, srv->conf.access_log, err,

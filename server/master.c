@@ -5,12 +5,14 @@
  * ppoll, so none is lost between a check and the sleep (nginx's
  * ngx_master_process_cycle).
  */
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -353,6 +355,48 @@ master_reap(struct server *srv)
 }
 
 /*
+ * Raises the descriptor limit the workers inherit to what
+ * worker_connections needs (as root, the hard limit too).  -1 with the
+ * reason when it cannot: workers then take fewer connections each.
+ */
+int
+master_nofile(const struct conf *conf, char *err, size_t errlen)
+{
+	struct rlimit	rl;
+	rlim_t		need = worker_nofile(conf);
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1) {
+		snprintf(err, errlen, "getrlimit: %s", strerror(errno));
+		return -1;
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+		if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need) {
+			rl.rlim_max = need;	/* root only */
+			rl.rlim_cur = need;
+			if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+				return 0;
+			getrlimit(RLIMIT_NOFILE, &rl);
+			rl.rlim_cur = rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &rl);
+			snprintf(err, errlen, "worker_connections %lld needs "
+			    "%llu descriptors, but the limit is %llu: each "
+			    "worker takes at most %llu connections",
+			    conf->worker_connections, (unsigned long long)need,
+			    (unsigned long long)rl.rlim_max,
+			    (unsigned long long)(rl.rlim_max -
+			    (need - conf->worker_connections)));
+			return -1;
+		}
+		rl.rlim_cur = need;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1) {
+			snprintf(err, errlen, "setrlimit: %s", strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
  * Reload by generation: parse and prepare everything first; on any error
  * keep the running generation untouched.  0, or -1 with the reason.
  */
@@ -360,6 +404,7 @@ static int
 master_reload(struct server *srv, char *err, size_t errlen)
 {
 	static struct server	 next;
+	char			 nofile[256];
 
 	/* systemd wants CLOCK_MONOTONIC in microseconds. */
 	notify_send("RELOADING=1\nMONOTONIC_USEC=%lld", timecache_mono_us());
@@ -377,6 +422,8 @@ master_reload(struct server *srv, char *err, size_t errlen)
 		SSL_CTX_free(next.ssl_ctx);
 		goto fail;
 	}
+	if (master_nofile(&next.conf, nofile, sizeof(nofile)) == -1)
+		log_warnx("%s", nofile);
 	if (strcmp(next.conf.pidfile, srv->conf.pidfile) != 0)
 		log_warnx("pidfile changes need a restart; keeping %s",
 		    srv->conf.pidfile);

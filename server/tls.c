@@ -4,6 +4,7 @@
  * the session ticket keys OpenSSL generates with the context.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -176,15 +177,23 @@ tls_ctx_new(const struct conf *conf, char *err, size_t errlen)
 	}
 	SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE |
 	    SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
-	/* Partial writes let a blocked SSL_write resume after poll. */
+	/*
+	 * Partial writes let a parked SSL_write resume from epoll; an idle
+	 * connection gives its read and write buffers back.
+	 */
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
-	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
 	/*
 	 * A per-process session cache would be local to one worker; tickets
 	 * (stateless, keyed in the master) resume on any worker instead.
 	 */
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_max_early_data(ctx, 0);
+	/*
+	 * One read(2) per burst of records instead of two per record (header,
+	 * then body); conn.c asks tls_pending before it parks.
+	 */
+	SSL_CTX_set_read_ahead(ctx, 1);
 	SSL_CTX_set_alpn_select_cb(ctx, tls_alpn_select, NULL);
 	SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, tls_ticket_cb);
 
@@ -216,4 +225,99 @@ tls_ctx_new(const struct conf *conf, char *err, size_t errlen)
  fail:
 	SSL_CTX_free(ctx);
 	return NULL;
+}
+
+/*
+ * Connection I/O.  Every call below answers in the terms conn.c uses for
+ * cleartext too: a byte count, or IO_EOF, IO_WANT_READ, IO_WANT_WRITE,
+ * IO_ERROR.  After IO_ERROR the connection gets no close_notify.
+ */
+SSL *
+tls_conn_new(SSL_CTX *ctx, int fd)
+{
+	SSL	*ssl;
+
+	ERR_clear_error();
+	if ((ssl = SSL_new(ctx)) == NULL || !SSL_set_fd(ssl, fd)) {
+		tls_log_errors("SSL_new");
+		SSL_free(ssl);
+		return NULL;
+	}
+	return ssl;
+}
+
+static long
+tls_result(SSL *ssl, int rv, const char *what)
+{
+	switch (SSL_get_error(ssl, rv)) {
+	case SSL_ERROR_WANT_READ:
+		return IO_WANT_READ;
+	case SSL_ERROR_WANT_WRITE:
+		return IO_WANT_WRITE;
+	case SSL_ERROR_ZERO_RETURN:
+		return IO_EOF;
+	default:
+		tls_log_errors(what);
+		return IO_ERROR;
+	}
+}
+
+/* 1 once the handshake is done. */
+int
+tls_handshake(SSL *ssl)
+{
+	int	rv;
+
+	ERR_clear_error();
+	if ((rv = SSL_accept(ssl)) == 1)
+		return 1;
+	return tls_result(ssl, rv, "TLS handshake");
+}
+
+long
+tls_read(SSL *ssl, void *buf, size_t len)
+{
+	int	n;
+
+	ERR_clear_error();
+	if ((n = SSL_read(ssl, buf, len > INT_MAX ? INT_MAX : len)) > 0)
+		return n;
+	return tls_result(ssl, n, "TLS read");
+}
+
+long
+tls_write(SSL *ssl, const void *buf, size_t len)
+{
+	int	n;
+
+	ERR_clear_error();
+	if ((n = SSL_write(ssl, buf, len > INT_MAX ? INT_MAX : len)) > 0)
+		return n;
+	return tls_result(ssl, n, "TLS write");
+}
+
+/* Decrypted bytes that epoll cannot see: read them before parking. */
+int
+tls_pending(SSL *ssl)
+{
+	return SSL_has_pending(ssl);
+}
+
+/* Our close_notify, once, not waiting for the peer's. */
+void
+tls_shutdown(SSL *ssl)
+{
+	if (!SSL_is_init_finished(ssl) ||
+	    (SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN))
+		return;
+	ERR_clear_error();
+	SSL_shutdown(ssl);
+	ERR_clear_error();
+}
+
+void
+tls_conn_free(SSL *ssl)
+{
+	ERR_clear_error();
+	SSL_free(ssl);
 }

@@ -1,16 +1,18 @@
 /*
- * A worker: drop privileges, then wait on every listener and serve one
- * connection at a time.  EPOLLEXCLUSIVE wakes one idle worker per new
- * connection instead of all of them.
+ * A worker: drop privileges, then one epoll loop over the listeners and
+ * every connection the worker holds.  It never waits on one client: a
+ * connection that cannot go on is parked (conn.c), and the loop serves
+ * whichever is ready, accepts in batches and expires deadlines.
+ * EPOLLEXCLUSIVE wakes one worker per new connection instead of all.
  */
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <errno.h>
 #include <stdint.h>
-#include <poll.h>
 #include <grp.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -21,20 +23,21 @@
 
 #include "astleyd.h"
 
-#define WORKER_WAKE	UINT32_MAX	/* epoll data of the wake pipe */
+#define WORKER_EVENTS	64	/* epoll events per wake-up */
+#define WORKER_ACCEPTS	64	/* accepts per ready listener per turn */
+#define WORKER_PAUSE_MS	100	/* after accept fails for lack of fds */
+#define WORKER_NOFILE	64	/* descriptors besides the connections */
 
-volatile sig_atomic_t	worker_state = WORKER_RUN;
-volatile sig_atomic_t	worker_conn_fd = -1;	/* the client, if any */
-static int		worker_wake = -1;	/* eventfd: wakes epoll */
+static volatile sig_atomic_t	worker_state = WORKER_RUN;
+static int			worker_wake = -1;	/* eventfd: wakes epoll */
+static int			worker_epfd = -1;
+static int			worker_watching;	/* listeners in epoll */
+static long long		worker_paused;		/* accept again then */
 
 /*
  * Stop requests are never blocked, and no wait can miss one: the handler
- * sets worker_state, then makes every wait that must end see it.  epoll
- * sees the wake eventfd; a fast stop (TERM, INT) also shuts the client's
- * read side, so conn.c's blocking idle read returns EOF whenever the
- * signal came.  A graceful stop (QUIT, HUP) ends no wait on a client: the
- * next request is answered, with "Connection: close".  shutdown(2) and
- * write(2) are async-signal-safe.
+ * sets worker_state, then writes the wake eventfd that epoll watches.
+ * write(2) is async-signal-safe.
  */
 static void
 worker_sighdlr(int sig)
@@ -50,8 +53,6 @@ worker_sighdlr(int sig)
 		break;
 	default:
 		worker_state = WORKER_STOP;
-		if (worker_conn_fd != -1)
-			shutdown(worker_conn_fd, SHUT_RD);
 	}
 	if (write(worker_wake, &one, sizeof(one)) == -1)
 		errno = saved;	/* saturated: a wake-up is pending anyway */
@@ -103,7 +104,6 @@ worker_signals(void)
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = worker_sighdlr;
 	sigfillset(&sa.sa_mask);
-	/* Writes of a response in progress go on after a fast stop. */
 	sa.sa_flags = SA_RESTART;
 	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
 		sigaction(sigs[i], &sa, NULL);
@@ -118,15 +118,110 @@ worker_signals(void)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-void
-worker_main(struct server *srv)
+/* Descriptors a worker needs: its connections and its own few. */
+long long
+worker_nofile(const struct conf *conf)
 {
-	struct epoll_event	 ev;
-	struct timespec		 ts;
+	return conf->worker_connections + conf->nlisten + WORKER_NOFILE;
+}
+
+/*
+ * worker_connections, or fewer if the descriptor limit the master could
+ * set is lower (the master warned about it): a worker at its cap evicts
+ * or stops accepting, which beats failing accept4 with EMFILE.
+ */
+static int
+worker_connections(const struct conf *conf)
+{
+	struct rlimit	rl;
+	long long	n = conf->worker_connections;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    (long long)rl.rlim_cur < worker_nofile(conf))
+		n = (long long)rl.rlim_cur - conf->nlisten - WORKER_NOFILE;
+	return n < 1 ? 1 : (int)n;
+}
+
+/*
+ * Listeners in or out of the epoll set: out while the worker has no room
+ * for another connection, or is stopping.  EPOLLEXCLUSIVE cannot be
+ * modified, only deleted and added again.
+ */
+static void
+worker_watch(struct server *srv, int on)
+{
+	struct epoll_event	ev;
+	int			i;
+
+	if (worker_watching == on)
+		return;
+	for (i = 0; i < srv->nlisteners; i++) {
+		memset(&ev, 0, sizeof(ev));
+		ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+		ev.data.ptr = &srv->listeners[i];
+		if (epoll_ctl(worker_epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL,
+		    srv->listeners[i].fd, &ev) == -1) {
+			log_warn("epoll_ctl %s", srv->listeners[i].cl.name);
+			exit(WORKER_EXIT_FATAL);
+		}
+	}
+	worker_watching = on;
+}
+
+/* Accepts a batch from a ready listener, as long as there is room. */
+static void
+worker_accept(struct server *srv, struct listener *l)
+{
 	struct sockaddr_storage	 ss;
 	socklen_t		 sslen;
+	int			 fd, n;
+
+	for (n = 0; n < WORKER_ACCEPTS; n++) {
+		if (!conn_room(1)) {
+			worker_watch(srv, 0);
+			return;
+		}
+		sslen = sizeof(ss);
+		fd = accept4(l->fd, (struct sockaddr *)&ss, &sslen,
+		    SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd == -1) {
+			/* Drained, taken by another worker, or given up. */
+			if (errno == EAGAIN || errno == EINTR)
+				return;
+			if (errno == ECONNABORTED)
+				continue;
+			/* Out of descriptors or memory: let it pass. */
+			log_warn("accept on %s", l->cl.name);
+			worker_watch(srv, 0);
+			worker_paused = timecache_mono_ms() + WORKER_PAUSE_MS;
+			return;
+		}
+		conn_open(fd, l->cl.tls, (struct sockaddr *)&ss, sslen);
+	}
+}
+
+/* After a wake-up: what a stop request asks for. */
+static void
+worker_control(struct server *srv)
+{
+	uint64_t	n;
+
+	if (read(worker_wake, &n, sizeof(n)) == -1 && errno != EAGAIN)
+		log_warn("eventfd");
+	if (worker_state == WORKER_RUN)
+		return;
+	worker_watch(srv, 0);
+	if (worker_state == WORKER_QUIT)
+		conn_quit();
+	else
+		conn_stop();
+}
+
+static void
+worker_init(struct server *srv)
+{
+	struct epoll_event	 ev;
 	pid_t			 master = getppid(), self;
-	int			 epfd, fd, i, n;
 
 	setproctitle("worker process");
 	worker_signals();
@@ -150,82 +245,98 @@ worker_main(struct server *srv)
 	if (getppid() != master)
 		exit(WORKER_EXIT_OK);
 
-	if ((epfd = epoll_create1(EPOLL_CLOEXEC)) == -1) {
+	if ((worker_epfd = epoll_create1(EPOLL_CLOEXEC)) == -1) {
 		log_warn("epoll_create1");
 		exit(WORKER_EXIT_FATAL);
 	}
 	memset(&ev, 0, sizeof(ev));
 	ev.events = EPOLLIN;
-	ev.data.u32 = WORKER_WAKE;
-	if (epoll_ctl(epfd, EPOLL_CTL_ADD, worker_wake, &ev) == -1) {
+	ev.data.ptr = &worker_wake;
+	if (epoll_ctl(worker_epfd, EPOLL_CTL_ADD, worker_wake, &ev) == -1) {
 		log_warn("epoll_ctl");
 		exit(WORKER_EXIT_FATAL);
 	}
-	for (i = 0; i < srv->nlisteners; i++) {
-		memset(&ev, 0, sizeof(ev));
-		ev.events = EPOLLIN | EPOLLEXCLUSIVE;
-		ev.data.u32 = i;
-		if (epoll_ctl(epfd, EPOLL_CTL_ADD, srv->listeners[i].fd,
-		    &ev) == -1) {
-			log_warn("epoll_ctl %s", srv->listeners[i].cl.name);
-			exit(WORKER_EXIT_FATAL);
-		}
-	}
-	if (http_init() == -1 || conn_init(&srv->conf) == -1) {
+	if (http_init() == -1 || conn_init(&srv->conf, srv->ssl_ctx,
+	    worker_epfd, worker_connections(&srv->conf)) == -1) {
 		log_warn("worker init");
 		exit(WORKER_EXIT_FATAL);
 	}
+	worker_watch(srv, 1);
 	/* Tell the master this worker accepts (reload and start wait on it). */
 	self = getpid();
 	if (write(srv->ready[1], &self, sizeof(self)) != sizeof(self))
 		log_warn("ready pipe");
 	close(srv->ready[1]);
+}
 
-	while (worker_state == WORKER_RUN) {
-		n = epoll_wait(epfd, &ev, 1, -1);
-		if (n == -1) {
-			if (errno != EINTR)
-				log_warn("epoll_pwait");
-			continue;
+/*
+ * Wait for whatever is ready, serve it, run what yielded, expire
+ * deadlines; until a stop request and no connection left.
+ */
+static void
+worker_loop(struct server *srv)
+{
+	struct epoll_event	 evs[WORKER_EVENTS];
+	struct listener		*l;
+	long long		 pause;
+	int			 i, n, timeout;
+
+	while (worker_state == WORKER_RUN || conn_count() > 0) {
+		timeout = conn_timeout();
+		if (worker_paused != 0) {
+			pause = worker_paused - timecache_mono_ms();
+			if (pause <= 0) {
+				worker_paused = 0;
+				worker_watch(srv, worker_state == WORKER_RUN);
+			} else if (timeout == -1 || pause < timeout)
+				timeout = pause;
 		}
-		/*
-		 * A stop that came with a connection still takes it: with
-		 * EPOLLEXCLUSIVE this worker's wake-up was the one for it.
-		 */
-		if (n == 0 || ev.data.u32 == WORKER_WAKE)
-			continue;
-		i = ev.data.u32;
-		sslen = sizeof(ss);
-		/*
-		 * A cleartext client socket stays blocking, for conn.c's
-		 * blocking idle read; OpenSSL gets a non-blocking one.
-		 */
-		fd = accept4(srv->listeners[i].fd, (struct sockaddr *)&ss,
-		    &sslen, SOCK_CLOEXEC | (srv->listeners[i].cl.tls ?
-		    SOCK_NONBLOCK : 0));
-		if (fd == -1) {
-			/* Another worker took it, or the client gave up. */
-			if (errno == EAGAIN || errno == ECONNABORTED ||
-			    errno == EINTR)
-				continue;
-			log_warn("accept on %s", srv->listeners[i].cl.name);
-			/* Out of descriptors or memory: let it pass. */
-			ts.tv_sec = 0;
-			ts.tv_nsec = 100 * 1000000;
-			ppoll(NULL, 0, &ts, NULL);
-			continue;
+		n = epoll_wait(worker_epfd, evs, WORKER_EVENTS, timeout);
+		if (n == -1 && errno != EINTR) {
+			log_warn("epoll_wait");
+			exit(WORKER_EXIT_FATAL);
 		}
-		conn_serve(srv, fd, srv->listeners[i].cl.tls,
-		    (struct sockaddr *)&ss);
+		for (i = 0; i < n; i++) {
+			l = evs[i].data.ptr;
+			if (evs[i].data.ptr == &worker_wake)
+				worker_control(srv);
+			else if (l >= srv->listeners &&
+			    l < srv->listeners + srv->nlisteners) {
+				if (worker_watching)
+					worker_accept(srv, l);
+			} else
+				conn_event(evs[i].data.ptr, evs[i].events);
+		}
+		conn_run();
+		conn_expire();
+		/*
+		 * A worker with no room leaves the listeners before another
+		 * connection wakes it rather than one with room, and takes
+		 * them back once a connection closes or becomes idle.
+		 */
+		worker_watch(srv, worker_state == WORKER_RUN &&
+		    worker_paused == 0 && conn_room(worker_watching));
 	}
+}
 
-	close(epfd);
-	close(worker_wake);
+static void __attribute__((noreturn))
+worker_exit(struct server *srv)
+{
 	conn_free();
+	close(worker_epfd);
+	close(worker_wake);
 	http_free();
 	listeners_close(srv->listeners, srv->nlisteners);
 	SSL_CTX_free(srv->ssl_ctx);
 	tls_ticket_wipe();
 	log_close();
 	exit(WORKER_EXIT_OK);
+}
+
+void
+worker_main(struct server *srv)
+{
+	worker_init(srv);
+	worker_loop(srv);
+	worker_exit(srv);
 }

@@ -2,15 +2,31 @@
 
 import os
 import re
+import resource
+import subprocess
 import unittest
 
-from astleyd_test import ServerTestCase, free_port, request, run_bin
+from astleyd_test import (BIN, ServerTestCase, _child_env, free_port, request,
+                          run_bin)
 
 HEADER = '''# astleyd test configuration
 
 # (blank lines and comments count as lines)
 '''
 BAD_LINE = len(HEADER.splitlines()) + 1    # where assertBad puts its line
+
+
+def can_raise_hard_limit():
+    """Whether this process may raise its hard RLIMIT_NOFILE (root with
+    CAP_SYS_RESOURCE), tried in a child."""
+    def probe():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (2048, 2048))
+    try:
+        subprocess.run(['true'], preexec_fn=probe, check=True)
+    except (subprocess.SubprocessError, OSError):
+        return False
+    return True
 
 
 class ConfigTest(ServerTestCase):
@@ -90,6 +106,35 @@ class ConfigTest(ServerTestCase):
                         l.startswith('listen')]
                 conf = self.write(HEADER + '\n'.join(body + [line]) + '\n')
                 self.assertTestOk(conf)
+
+    def test_worker_connections(self):
+        for v in ('0', '1048577', 'abc', '-5'):
+            with self.subTest(value=v):
+                self.assertBad('worker_connections %s' % v,
+                               'worker_connections')
+        for v in ('1', '4096', '1048576'):
+            with self.subTest(value=v):
+                self.assertTestOk(self.write(self.good_conf() +
+                                             'worker_connections %s\n' % v))
+
+    def test_descriptor_limit_reported(self):
+        # 1000 connections need more than 256 descriptors: a master that
+        # may raise its hard limit does (nothing to say); otherwise -t
+        # says what a worker will take instead.
+        def low_limit():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+        conf = self.write(self.good_conf() + 'worker_connections 1000\n')
+        r = subprocess.run([BIN, '-t', '-f', conf], stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, env=_child_env(),
+                           preexec_fn=low_limit, timeout=20)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn('test is successful', r.stderr)
+        if can_raise_hard_limit():
+            self.assertNotIn('warning', r.stderr)
+        else:
+            self.assertRegex(r.stderr, r'warning: worker_connections 1000 '
+                             r'needs \d+ descriptors, but the limit is 256: '
+                             r'each worker takes at most \d+ connections')
 
     def test_relative_paths_from_config_dir(self):
         # Run from / : cert.pem and key.pem are found next to the config.

@@ -337,11 +337,12 @@ class SessionTicketTest(ReloadTestCase):
                                  'ticket key never rotated out')
 
     def test_tickets_resume_on_every_worker(self):
-        # One worker serves one connection at a time: connections held
-        # open at once are on different workers, which socket_owner
-        # confirms.
+        # With worker_connections 1, a worker holding a connection that
+        # is in the middle of a request has no room and leaves the
+        # listeners: connections held that way are on different
+        # workers, which socket_owner confirms.
         n = 4
-        srv = self.server(workers=n)
+        srv = self.server(workers=n, extra={'worker_connections': 1})
         for v in (TLS12, TLS13):
             ctx = tls_context(min_version=v, max_version=v)
             sess = self.new_session(srv, ctx)
@@ -355,6 +356,8 @@ class SessionTicketTest(ReloadTestCase):
                             conns.append(c)
                             c.send(GET)
                             self.assertLyrics(c.read_response())
+                            c.send('GET / HTTP/1.1\r\n')
+                            time.sleep(0.1)     # the worker reads it
                         reused = [c.sock.session_reused for c in conns]
                         owners = {socket_owner(workers, c, srv.tls_port)
                                   for c in conns}
@@ -546,14 +549,14 @@ class OldWorkersTest(ReloadTestCase):
         idle, partial = self.hold_connections(srv)
         owners = {socket_owner(old, idle, srv.port),
                   socket_owner(old, partial, srv.tls_port)}
-        self.assertEqual(owners, set(old), 'not held by the old workers')
+        self.assertLessEqual(owners, set(old), 'not held by the old workers')
         self.reload_ok(srv)
         new = sorted(set(srv.worker_pids()) - set(old))
         self.assertEqual(len(new), 2, srv.worker_pids())
         # The new generation serves while the old one finishes.
         self.assertLyrics(request(srv.port))
-        self.assertTrue(all(alive(p) for p in old), 'old worker gave up a '
-                        'connection it was serving')
+        self.assertTrue(all(alive(p) for p in owners), 'old worker gave up '
+                        'a connection it was serving')
         idle.send(GET)
         self.assertLyrics(idle.read_response(), connection='close')
         self.assertClosed(idle)
