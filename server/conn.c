@@ -284,6 +284,22 @@ conn_fill(struct conn *c)
 	return n;
 }
 
+/* Reads more: STEP_NEXT with *n bytes, or how to park or end. */
+static int
+conn_more(struct conn *c, long *n)
+{
+	if (!c->readable)
+		return STEP_READ;
+	switch (*n = conn_fill(c)) {
+	case IO_WANT_READ:
+		return STEP_READ;
+	case IO_WANT_WRITE:
+		return STEP_WRITE;
+	default:
+		return *n > 0 ? STEP_NEXT : STEP_CLOSE;
+	}
+}
+
 /* Queues a prebuilt response; the caller made room for it. */
 static void
 conn_respond(struct conn *c, int resp, int connhdr)
@@ -492,7 +508,7 @@ conn_head(struct conn *c)
 	struct http_limits	 lim;
 	struct http_request	 req;
 	long			 n;
-	int			 r;
+	int			 r, step;
 
 	lim.max_uri = conf->max_uri_size;
 	lim.max_header = conf->max_header_size;
@@ -532,14 +548,8 @@ conn_head(struct conn *c)
 			break;
 		if (c->idle && c->inlen == c->off)
 			conn_buf_put(c);
-		if (!c->readable)
-			return STEP_READ;
-		if ((n = conn_fill(c)) == IO_WANT_READ)
-			return STEP_READ;
-		if (n == IO_WANT_WRITE)
-			return STEP_WRITE;
-		if (n <= 0)
-			return STEP_CLOSE;
+		if ((step = conn_more(c, &n)) != STEP_NEXT)
+			return step;
 		/*
 		 * Parse again only when a line was completed, or at the size
 		 * limits: a client sending a byte at a time must not make the
@@ -567,6 +577,7 @@ conn_body(struct conn *c)
 	static const char	cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
 	unsigned long long	avail;
 	long			n;
+	int			step;
 
 	for (;;) {
 		if (c->chunked) {
@@ -606,16 +617,10 @@ conn_body(struct conn *c)
 			c->state = CONN_SEND;
 			return STEP_NEXT;
 		}
-		if (!c->readable)
-			return STEP_READ;
 		if (c->turn++ >= CONN_TURN)
 			return STEP_YIELD;
-		if ((n = conn_fill(c)) == IO_WANT_READ)
-			return STEP_READ;
-		if (n == IO_WANT_WRITE)
-			return STEP_WRITE;
-		if (n <= 0)
-			return STEP_CLOSE;
+		if ((step = conn_more(c, &n)) != STEP_NEXT)
+			return step;
 	}
 	c->state = CONN_HEAD;
 	return STEP_NEXT;
