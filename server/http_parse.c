@@ -2,8 +2,9 @@
  * HTTP/1.1 request head parser (RFC 9112 sections 2-7), in the manner of
  * picohttpparser: one pass over the bytes received so far, with every
  * limit checked inside.  Policy decisions, each from RFC 9112:
- * - a bare LF ends a line like CRLF (2.2 allows it); a CR not followed
- *   by LF is an error, as are NUL and other controls (5.5);
+ * - a bare LF ends a head line like CRLF (2.2 allows it), but not a line
+ *   of a chunked body (see there); a CR not followed by LF is an error,
+ *   as are NUL and other controls (5.5);
  * - empty lines before the request line are skipped (2.2);
  * - obs-fold and whitespace before a field's colon are rejected (5.1, 5.2);
  * - message framing that could be read two ways is rejected (6.1, 6.3).
@@ -65,15 +66,15 @@ str_caseeq(const char *p, size_t len, const char *lit)
 
 /*
  * Finds the end of the line starting at p.  Returns a pointer to its
- * terminator (CR or LF) and sets *next past it, or NULL when the line is
- * not complete yet.  *bad is set for a CR without LF.
+ * terminator (CRLF or a bare LF) and sets *next past it, or NULL when the
+ * line is not complete yet.  A CR elsewhere stays in the line, for the
+ * caller's byte checks to reject.
  */
 static const char *
-line_end(const char *p, const char *end, const char **next, int *bad)
+line_end(const char *p, const char *end, const char **next)
 {
 	const char	*lf;
 
-	*bad = 0;
 	if ((lf = memchr(p, '\n', end - p)) == NULL)
 		return NULL;
 	*next = lf + 1;
@@ -254,18 +255,17 @@ parse_transfer_encoding(const char *v, size_t len, int *state)
 	return any ? 0 : -1;
 }
 
-int
-http_parse_request(const char *buf, size_t len,
+/*
+ * Empty lines, then method SP request-target SP HTTP-version and the line
+ * end (RFC 9112 2.2, 3).  Returns the bytes up to and including that line
+ * end, HTTP_PARSE_INCOMPLETE, or minus the status.
+ */
+static int
+parse_request_line(const char *buf, size_t len,
     const struct http_limits *lim, struct http_request *req)
 {
 	const char	*p = buf, *end = buf + len, *rl, *eol, *next;
-	const char	*hstart, *name, *v, *vend, *m;
-	size_t		 nlen;
-	int		 bad, hosts = 0, close = 0, ka = 0, te = 0, major;
-	int		 have_cl = 0;
-
-	memset(req, 0, sizeof(*req));
-	req->content_length = -1;
+	size_t		 mlen;
 
 	/* Empty lines before the request line are ignored (RFC 9112 2.2). */
 	while (p < end && (*p == '\r' || *p == '\n')) {
@@ -286,20 +286,18 @@ http_parse_request(const char *buf, size_t len,
 	while (p < end && IS_TCHAR(*p))
 		p++;
 	if (p == end)
-		goto incomplete_line;
+		goto incomplete;
 	if (*p != ' ' || p == rl)
 		return -400;
 	req->method_name.p = rl;
-	req->method_name.len = p - rl;
-	m = rl;
-	nlen = p - rl;
-	if (str_eq(m, nlen, "GET"))
+	req->method_name.len = mlen = p - rl;
+	if (str_eq(rl, mlen, "GET"))
 		req->method = HTTP_METHOD_GET;
-	else if (str_eq(m, nlen, "HEAD"))
+	else if (str_eq(rl, mlen, "HEAD"))
 		req->method = HTTP_METHOD_HEAD;
-	else if (str_eq(m, nlen, "OPTIONS"))
+	else if (str_eq(rl, mlen, "OPTIONS"))
 		req->method = HTTP_METHOD_OPTIONS;
-	else if (str_eq(m, nlen, "CONNECT"))
+	else if (str_eq(rl, mlen, "CONNECT"))
 		req->method = HTTP_METHOD_CONNECT;
 	else
 		req->method = HTTP_METHOD_OTHER;
@@ -310,40 +308,111 @@ http_parse_request(const char *buf, size_t len,
 	while (p < end && IS_TARGET(*p))
 		p++;
 	if (p == end)
-		goto incomplete_line;
+		goto incomplete;
 	if (*p != ' ' || p == req->target.p)
 		return -400;
 	req->target.len = p - req->target.p;
 	p++;
 
 	/* HTTP-version CRLF */
-	if ((eol = line_end(p, end, &next, &bad)) == NULL)
-		goto incomplete_line;
+	if ((eol = line_end(p, end, &next)) == NULL)
+		goto incomplete;
 	if ((size_t)(eol - rl) > lim->max_uri)
 		return -414;
 	if (eol - p != 8 || memcmp(p, "HTTP/", 5) != 0 ||
 	    p[5] < '0' || p[5] > '9' || p[6] != '.' || p[7] < '0' || p[7] > '9')
 		return -400;
-	major = p[5] - '0';
-	if (major != 1)
+	if (p[5] != '1')
 		return -505;
 	req->version_minor = p[7] - '0';
 	if (parse_target(req) == -1)
 		return -400;
-	p = next;
+	return next - buf;
 
-	/* field-line CRLF ... CRLF */
-	hstart = p;
+ incomplete:
+	/* An unfinished line is measured as a complete one would be. */
+	if (end > rl && end[-1] == '\r')
+		end--;
+	if ((size_t)(end - rl) > lim->max_uri)
+		return -414;
+	return HTTP_PARSE_INCOMPLETE;
+}
+
+/* What the field lines say together, gathered line by line. */
+struct fields {
+	int	hosts;
+	int	close;		/* Connection: close */
+	int	keepalive;	/* Connection: keep-alive */
+	int	te;		/* TE_* bits */
+	int	have_cl;
+};
+
+/* One field line's meaning, for the fields the server acts on. */
+static int
+parse_field(const char *name, size_t nlen, const char *v, size_t vlen,
+    struct http_request *req, struct fields *f)
+{
+	if (str_caseeq(name, nlen, "host")) {
+		/* RFC 9112 3.2: an invalid Host value is a 400. */
+		if (!valid_authority(v, vlen))
+			return -1;
+		if (++f->hosts == 1 &&
+		    req->target_form != HTTP_TARGET_ABSOLUTE &&
+		    req->target_form != HTTP_TARGET_AUTHORITY) {
+			req->host.p = v;
+			req->host.len = vlen;
+		}
+	} else if (str_caseeq(name, nlen, "content-length")) {
+		f->have_cl = 1;
+		return parse_content_length(v, vlen, &req->content_length);
+	} else if (str_caseeq(name, nlen, "transfer-encoding"))
+		return parse_transfer_encoding(v, vlen, &f->te);
+	else if (str_caseeq(name, nlen, "connection"))
+		parse_connection(v, vlen, &f->close, &f->keepalive);
+	else if (str_caseeq(name, nlen, "if-modified-since")) {
+		req->if_modified_since.p = v;
+		req->if_modified_since.len = vlen;
+	} else if (str_caseeq(name, nlen, "if-none-match")) {
+		req->if_none_match.p = v;
+		req->if_none_match.len = vlen;
+	} else if (str_caseeq(name, nlen, "expect"))
+		req->expect_continue = str_caseeq(v, vlen, "100-continue");
+	else if (str_caseeq(name, nlen, "referer")) {
+		req->referer.p = v;
+		req->referer.len = vlen;
+	} else if (str_caseeq(name, nlen, "user-agent")) {
+		req->user_agent.p = v;
+		req->user_agent.len = vlen;
+	}
+	return 0;
+}
+
+/*
+ * field-line CRLF ... CRLF (RFC 9112 5), after the request line, then what
+ * they decide together: Host, framing, keep-alive.  Returns the bytes up
+ * to and including the empty line, HTTP_PARSE_INCOMPLETE, or minus the
+ * status.
+ */
+static int
+parse_fields(const char *buf, size_t len, const struct http_limits *lim,
+    struct http_request *req)
+{
+	const char	*p = buf, *end = buf + len, *eol, *next, *name, *v;
+	const char	*vend;
+	struct fields	 f;
+	size_t		 nlen;
+
+	memset(&f, 0, sizeof(f));
 	for (;;) {
-		if ((eol = line_end(p, end, &next, &bad)) == NULL) {
-			if ((size_t)(end - hstart) > lim->max_header)
+		if ((eol = line_end(p, end, &next)) == NULL) {
+			if ((size_t)(end - buf) > lim->max_header)
 				return -431;
 			/* Reject what is already wrong without waiting. */
 			if (p < end && (*p == ' ' || *p == '\t'))
 				return -400;
 			return HTTP_PARSE_INCOMPLETE;
 		}
-		if ((size_t)(next - hstart) > lim->max_header)
+		if ((size_t)(next - buf) > lim->max_header)
 			return -431;
 		if (eol == p)
 			break;		/* the empty line */
@@ -367,68 +436,41 @@ http_parse_request(const char *buf, size_t len,
 			vend--;
 		if (++req->nfields > lim->max_fields)
 			return -431;
-
-		if (str_caseeq(name, nlen, "host")) {
-			/* RFC 9112 3.2: an invalid Host value is a 400. */
-			if (!valid_authority(v, vend - v))
-				return -400;
-			if (++hosts == 1 &&
-			    req->target_form != HTTP_TARGET_ABSOLUTE &&
-			    req->target_form != HTTP_TARGET_AUTHORITY) {
-				req->host.p = v;
-				req->host.len = vend - v;
-			}
-		} else if (str_caseeq(name, nlen, "content-length")) {
-			have_cl = 1;
-			if (parse_content_length(v, vend - v,
-			    &req->content_length) == -1)
-				return -400;
-		} else if (str_caseeq(name, nlen, "transfer-encoding")) {
-			if (parse_transfer_encoding(v, vend - v, &te) == -1)
-				return -400;
-		} else if (str_caseeq(name, nlen, "connection"))
-			parse_connection(v, vend - v, &close, &ka);
-		else if (str_caseeq(name, nlen, "if-modified-since")) {
-			req->if_modified_since.p = v;
-			req->if_modified_since.len = vend - v;
-		} else if (str_caseeq(name, nlen, "if-none-match")) {
-			req->if_none_match.p = v;
-			req->if_none_match.len = vend - v;
-		} else if (str_caseeq(name, nlen, "expect")) {
-			req->expect_continue = str_caseeq(v, vend - v,
-			    "100-continue");
-		} else if (str_caseeq(name, nlen, "referer")) {
-			req->referer.p = v;
-			req->referer.len = vend - v;
-		} else if (str_caseeq(name, nlen, "user-agent")) {
-			req->user_agent.p = v;
-			req->user_agent.len = vend - v;
-		}
+		if (parse_field(name, nlen, v, vend - v, req, &f) == -1)
+			return -400;
 		p = next;
 	}
 
 	/* RFC 9112 3.2: exactly one Host in HTTP/1.1, at most one in 1.0. */
-	if (hosts > 1 || (hosts == 0 && req->version_minor >= 1))
+	if (f.hosts > 1 || (f.hosts == 0 && req->version_minor >= 1))
 		return -400;
 	/* RFC 9112 6.1, 6.3: framing must be unambiguous. */
-	if (te != 0) {
-		if (!(te & TE_LAST) || have_cl || req->version_minor == 0)
+	if (f.te != 0) {
+		if (!(f.te & TE_LAST) || f.have_cl || req->version_minor == 0)
 			return -400;
 		req->chunked = 1;
 	}
 	if (req->version_minor >= 1)
-		req->keepalive = !close;
+		req->keepalive = !f.close;
 	else
-		req->keepalive = ka && !close;
+		req->keepalive = f.keepalive && !f.close;
 	return next - buf;
+}
 
- incomplete_line:
-	/* Still in the request line: measured as a complete one would be. */
-	if (end > rl && end[-1] == '\r')
-		end--;
-	if ((size_t)(end - rl) > lim->max_uri)
-		return -414;
-	return HTTP_PARSE_INCOMPLETE;
+/* The request line, then the field lines, as picohttpparser splits them. */
+int
+http_parse_request(const char *buf, size_t len,
+    const struct http_limits *lim, struct http_request *req)
+{
+	int	rl, fl;
+
+	memset(req, 0, sizeof(*req));
+	req->content_length = -1;
+	if ((rl = parse_request_line(buf, len, lim, req)) <= 0)
+		return rl;
+	if ((fl = parse_fields(buf + rl, len - rl, lim, req)) <= 0)
+		return fl;
+	return rl + fl;
 }
 
 static int
@@ -499,16 +541,34 @@ http_path_normalize(const struct http_request *req, char *out, size_t outlen)
 	return (int)w;
 }
 
-/* Chunked framing, RFC 9112 7.1, read only to be discarded. */
+/*
+ * Chunked framing, RFC 9112 7.1, read only to be discarded.  Stricter
+ * than the head, since a proxy in front reads the same bytes, and any
+ * framing the two could split differently is a smuggling hole:
+ * - every line ends in CRLF: the bare LF that 2.2 lets a head line end
+ *   in is a 400 here;
+ * - the size may be followed only by a chunk-ext, which starts with ";",
+ *   with BWS before it (7.1.1): "5 ;x" is valid, "5 5" and "5 " are not.
+ *   HAProxy, the reference, rejects "5 5" too but takes "5 " and bare
+ *   LFs; it forwards the body framed anew, so being stricter costs
+ *   nothing behind it.  Extension bytes need only be field bytes: they
+ *   mean nothing here, so their grammar is not checked;
+ * - a trailer line is a field line (7.1.2, 5.1): token name, colon,
+ *   field bytes; no obs-fold.
+ * Leading zeros in the size are fine, overflow is not; extension and
+ * trailer bytes count against max along with the data.
+ */
 enum {
 	CH_SIZE,	/* hex digits */
-	CH_EXT,		/* chunk-ext, up to the line end */
+	CH_BWS,		/* spaces after the size: ";" must follow */
+	CH_EXT,		/* chunk-ext, up to the CR */
 	CH_SIZE_LF,
 	CH_DATA,
 	CH_DATA_CR,
 	CH_DATA_LF,
 	CH_TRAILER,	/* at the start of a trailer line */
-	CH_TRAILER_LINE,
+	CH_TRAILER_NAME,
+	CH_TRAILER_VALUE,
 	CH_TRAILER_LF,
 	CH_END_LF,
 	CH_DONE
@@ -540,7 +600,6 @@ http_parse_chunked(struct http_chunked *c, const char *buf, size_t len,
 		switch (c->state) {
 		case CH_SIZE:
 			if ((h = hexval(ch)) >= 0) {
-				/* Leading zeros are fine; overflow is not. */
 				c->digits++;
 				if (c->remain > (ULLONG_MAX - 15) / 16)
 					return -413;
@@ -551,30 +610,34 @@ http_parse_chunked(struct http_chunked *c, const char *buf, size_t len,
 			}
 			if (c->digits == 0)
 				return -400;
-			if (ch == ';' || ch == ' ' || ch == '\t')
+			if (ch == ';')
 				c->state = CH_EXT;
+			else if (ch == ' ' || ch == '\t')
+				c->state = CH_BWS;
 			else if (ch == '\r')
 				c->state = CH_SIZE_LF;
-			else if (ch == '\n')
-				goto size_done;
 			else
 				return -400;
 			break;
+		case CH_BWS:
+			if (c->total + ++c->meta > max)
+				return -413;
+			if (ch == ';')
+				c->state = CH_EXT;
+			else if (ch != ' ' && ch != '\t')
+				return -400;
+			break;
 		case CH_EXT:
-			/* Extensions and trailers count against the limit too. */
 			if (c->total + ++c->meta > max)
 				return -413;
 			if (ch == '\r')
 				c->state = CH_SIZE_LF;
-			else if (ch == '\n')
-				goto size_done;
 			else if (!IS_FIELD(ch))
 				return -400;
 			break;
 		case CH_SIZE_LF:
 			if (ch != '\n')
 				return -400;
- size_done:
 			c->digits = 0;
 			c->state = c->remain == 0 ? CH_TRAILER : CH_DATA;
 			break;
@@ -589,12 +652,9 @@ http_parse_chunked(struct http_chunked *c, const char *buf, size_t len,
 				c->state = CH_DATA_CR;
 			continue;
 		case CH_DATA_CR:
-			if (ch == '\r')
-				c->state = CH_DATA_LF;
-			else if (ch == '\n')
-				c->state = CH_SIZE;
-			else
+			if (ch != '\r')
 				return -400;
+			c->state = CH_DATA_LF;
 			break;
 		case CH_DATA_LF:
 			if (ch != '\n')
@@ -602,22 +662,27 @@ http_parse_chunked(struct http_chunked *c, const char *buf, size_t len,
 			c->state = CH_SIZE;
 			break;
 		case CH_TRAILER:
-			if (ch == '\r')
+			if (ch == '\r') {
 				c->state = CH_END_LF;
-			else if (ch == '\n')
-				c->state = CH_DONE;
-			else if (IS_TCHAR(ch))
-				c->state = CH_TRAILER_LINE;
-			else
+				break;
+			}
+			if (!IS_TCHAR(ch))
+				return -400;
+			c->state = CH_TRAILER_NAME;
+			/* FALLTHROUGH */
+		case CH_TRAILER_NAME:
+			if (c->total + ++c->meta > max)
+				return -413;
+			if (ch == ':')
+				c->state = CH_TRAILER_VALUE;
+			else if (!IS_TCHAR(ch))
 				return -400;
 			break;
-		case CH_TRAILER_LINE:
+		case CH_TRAILER_VALUE:
 			if (c->total + ++c->meta > max)
 				return -413;
 			if (ch == '\r')
 				c->state = CH_TRAILER_LF;
-			else if (ch == '\n')
-				c->state = CH_TRAILER;
 			else if (!IS_FIELD(ch))
 				return -400;
 			break;

@@ -29,7 +29,11 @@ struct http_limits {
 	int		 max_fields;	/* field count, else 431 */
 };
 
-#define HTTP_MAX_FIELDS	100
+/*
+ * The default field count: 100 of the client's own and the few that
+ * proxies add (X-Forwarded-For, Via, ...) must fit (issue 11).
+ */
+#define HTTP_MAX_FIELDS	128
 
 struct http_str {
 	const char	*p;
@@ -69,8 +73,9 @@ int	http_parse_request(const char *, size_t, const struct http_limits *,
 /*
  * The path of a request target, percent-decoded and with dot-segments
  * removed (RFC 3986 2.1, 5.2.4), into out (at least target length + 2
- * bytes: a leading "/" may be added, and the NUL).  The query is dropped.  Returns the length, or -1 for a bad
- * %-escape or an encoded NUL (400).  Every use of a path goes through it.
+ * bytes: a leading "/" may be added, and the NUL).  The query is dropped.
+ * Returns the length, or -1 for a bad %-escape or an encoded NUL (400).
+ * Every use of a path goes through it.
  */
 int	http_path_normalize(const struct http_request *, char *, size_t);
 

@@ -210,6 +210,25 @@ static const struct row rows[] = {
 	    "bare CR in the empty line"),
 	FAIL("GET / HTTP/1.1\r\nHo\rst: a\r\n\r\n", 400,
 	    "bare CR in a field name"),
+	/*
+	 * Host values are checked as authorities too, which would hide a
+	 * bare CR let through by the field-value check: these go through
+	 * that check alone.
+	 */
+	FAIL(GET11 H "X: a\rb\r\n\r\n", 400,
+	    "bare CR inside another field's value"),
+	FAIL(GET11 H "X: a\r\r\n\r\n", 400, "CR CR LF ending another field"),
+	FAIL(GET11 H "X: \r\r\n\r\n", 400, "bare CR as a whole field value"),
+	FAIL(GET11 H "X:\rb\r\n\r\n", 400, "bare CR right after the colon"),
+	FAIL(GET11 H "X: a \r b\r\n\r\n", 400, "bare CR between spaces"),
+	FAIL(GET11 H "User-Agent: a\rb\r\n\r\n", 400,
+	    "bare CR in a value kept for the access log"),
+	FAIL(POST11 H "Content-Length: 5\r\r\n\r\n", 400,
+	    "CR CR LF ending Content-Length"),
+	FAIL(POST11 H "Transfer-Encoding: chunked\r\r\n\r\n", 400,
+	    "CR CR LF ending Transfer-Encoding"),
+	FAIL(POST11 H "Transfer-Encoding: chunked\rX: y\r\n\r\n", 400,
+	    "bare CR splitting Transfer-Encoding from another field"),
 
 	/* NUL and other controls (5.5). */
 	FAIL("\0GET / HTTP/1.1\r\n" H "\r\n", 400, "NUL first"),
@@ -454,6 +473,33 @@ parse_exact(const char *raw, size_t len, const struct http_limits *lim,
 	return rv;
 }
 
+/*
+ * Row R fed a byte at a time, as the conn layer does: it parses all it
+ * has again whenever more arrives.  Until the head is complete the
+ * answer is "incomplete", or at once the row's own error, never another
+ * verdict; from the head's end on, the row's.
+ */
+static void
+growing(const struct row *r, size_t i)
+{
+	struct http_request	req;
+	size_t			k;
+	int			rv = 0, want;
+
+	for (k = 1; k <= r->len; k++) {
+		rv = parse_exact(r->raw, k, &deflim, &req);
+		if (r->want > 0)
+			want = k < (size_t)r->want ? 0 : r->want;
+		else
+			want = rv == 0 && k < r->len ? 0 : r->want;
+		if (rv != want || rv < 0)
+			break;
+	}
+	if (!ok(rv == r->want && (k > r->len || r->want < 0),
+	    "row %zu byte by byte: %s -> %d", i + 1, r->desc, r->want))
+		diag("after %zu of %zu bytes: returned %d", k, r->len, rv);
+}
+
 static void
 test_table(void)
 {
@@ -511,6 +557,7 @@ test_table(void)
 			tap_escaped("request: ", r->raw, r->len);
 		}
 		free(buf);
+		growing(r, i);
 	}
 }
 
@@ -614,9 +661,23 @@ test_limits(void)
 	is_int(parse_exact(buf, n, &deflim, &req), -431,
 	    "one complete field line over max_header gets 431 at once");
 
-	/* Field count: at most 100 (issue 4), else 431. */
+	/*
+	 * Field count: HTTP_MAX_FIELDS, else 431.  Issue 11: 100 fields of
+	 * the client's own plus the few a proxy or browser adds must pass.
+	 */
+	ok(HTTP_MAX_FIELDS >= 100 + 8, "HTTP_MAX_FIELDS (%d) leaves room "
+	    "for 100 fields and the usual few", HTTP_MAX_FIELDS);
+	n = build_line(buf, 14, "\r\n" H "User-Agent: u\r\nAccept: */*\r\n"
+	    "Accept-Encoding: gzip\r\nX-Forwarded-For: 192.0.2.1\r\n"
+	    "X-Forwarded-Proto: http\r\nConnection: keep-alive\r\n");
+	for (i = 1; i <= 100; i++)
+		n += snprintf(buf + n, cap - n, "X-%d: v\r\n", i);
+	n += snprintf(buf + n, cap - n, "\r\n");
+	is_int(parse_exact(buf, n, &deflim, &req), n,
+	    "100 fields plus Host and 6 usual ones accepted");
+	is_int(req.nfields, 107, "nfields is 107");
 	for (i = 0; i < 2; i++) {
-		int	k, nf = 100 + i;
+		int	k, nf = HTTP_MAX_FIELDS + i;
 
 		n = build_line(buf, 14, "\r\n" H);
 		for (k = 1; k < nf; k++)
@@ -624,11 +685,11 @@ test_limits(void)
 		n += snprintf(buf + n, cap - n, "\r\n");
 		if (i == 0) {
 			is_int(parse_exact(buf, n, &deflim, &req), n,
-			    "100 fields accepted");
-			is_int(req.nfields, 100, "nfields is 100");
+			    "%d fields accepted", nf);
+			is_int(req.nfields, nf, "nfields is %d", nf);
 		} else
 			is_int(parse_exact(buf, n, &deflim, &req), -431,
-			    "101 fields get 431");
+			    "%d fields get 431", nf);
 	}
 	n = build_line(buf, 14,
 	    "\r\n" H "A: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n");
@@ -793,17 +854,53 @@ static const struct crow crows[] = {
 	    "extension with BWS and a quoted string"),
 	CDONE("5\r\nhello\r\n0\r\nX-Trailer: v\r\n\r\n", 5, "one trailer"),
 	CDONE("5\r\nhello\r\n0\r\nA: 1\r\nB: 2\r\n\r\n", 5, "two trailers"),
-	CDONE("5\nhello\n0\n\n", 5, "bare LF everywhere"),
-	CDONE("5\nhello\n0\nT: x\n\n", 5, "bare LF with a trailer"),
+	CDONE("5\t;x\r\nhello\r\n0  \t ;y\r\n\r\n", 5,
+	    "BWS before ; (7.1.1), on the last chunk too"),
+	CDONE("5;\r\nhello\r\n0\r\n\r\n", 5,
+	    "an empty extension: skipped unparsed"),
+	CDONE("0\r\nX:\r\n\r\n", 0, "empty trailer value"),
+	CDONE("0\r\nX:v\r\n\r\n", 0, "no space after a trailer's colon"),
+	CDONE("0\r\nX-y_!#$%&'*+.^`|~: v \t\r\n\r\n", 0,
+	    "trailer name of every tchar"),
+	CDONE("0\r\nX: caf\xc3\xa9 \"q\"\r\n\r\n", 0,
+	    "obs-text and a quote in a trailer value"),
 	CPART("5\r\nhello\r\n0\r\n\r\n", "GET / HTTP/1.1\r\n", 5,
 	    "stops at the end of the body"),
 	CMORE("5\r\nhel", 3, "incomplete data"),
 	CMORE("5\r\nhello\r\n0\r\n", 5, "incomplete: no final line"),
 	CMORE("5\r\nhello\r\n0\r\nX: y\r\n", 5, "incomplete: in trailers"),
+	CMORE("5 \t", 0, "incomplete: BWS, a ; may follow"),
+	CMORE("0\r\nX-Tra", 0, "incomplete: in a trailer name"),
 	CFAIL("g\r\n", BIG, 400, "bad hex digit"),
 	CFAIL("\r\n", BIG, 400, "no size"),
 	CFAIL(";ext\r\n", BIG, 400, "extension without a size"),
 	CFAIL("5x\r\nhello\r\n", BIG, 400, "junk after the size"),
+	/* Issue 11: "5 5" was size 5 with an "extension" of "5". */
+	CFAIL("5 5\r\nhello\r\n0\r\n\r\n", BIG, 400,
+	    "space and junk after the size (5 5)"),
+	CFAIL("5\t5\r\nhello\r\n0\r\n\r\n", BIG, 400,
+	    "tab and junk after the size"),
+	CFAIL("5 x=1\r\nhello\r\n0\r\n\r\n", BIG, 400,
+	    "extension without its ;"),
+	CFAIL("5 \r\nhello\r\n0\r\n\r\n", BIG, 400,
+	    "BWS with no ; after it"),
+	CFAIL("5\r\nhello\r\n0 0\r\n\r\n", BIG, 400,
+	    "space and junk after the last chunk's size"),
+	CFAIL("5 ;a\r\nhello\r\n0 \r\n\r\n", BIG, 400,
+	    "last chunk: BWS with no ; after it"),
+	/* Issue 11: a chunked body takes no bare LF. */
+	CFAIL("5\nhello\r\n0\r\n\r\n", BIG, 400, "bare LF after the size"),
+	CFAIL("5;x=y\nhello\r\n0\r\n\r\n", BIG, 400,
+	    "bare LF after an extension"),
+	CFAIL("5\r\nhello\n0\r\n\r\n", BIG, 400, "bare LF after the data"),
+	CFAIL("5\r\nhello\r\n0\n\r\n", BIG, 400,
+	    "bare LF after the last chunk's size"),
+	CFAIL("5\r\nhello\r\n0\r\n\n", BIG, 400,
+	    "bare LF ending the trailer section"),
+	CFAIL("0\r\nT: x\n\r\n", BIG, 400, "bare LF after a trailer"),
+	CFAIL("5\nhello\n0\n\n", BIG, 400, "bare LF everywhere"),
+	CFAIL("5\nhello\n0\nT: x\n\n", BIG, 400, "bare LF with a trailer"),
+	CFAIL("5;a\rb\r\nhello\r\n", BIG, 400, "bare CR in an extension"),
 	CFAIL("-5\r\n", BIG, 400, "negative size"),
 	CFAIL(" 5\r\n", BIG, 400, "space before the size"),
 	CFAIL("0x5\r\nhello\r\n", BIG, 400, "0x prefix"),
@@ -814,6 +911,20 @@ static const struct crow crows[] = {
 	CFAIL("5\r\nhello world\r\n0\r\n\r\n", BIG, 400,
 	    "more data than the size"),
 	CFAIL("0\r\n bad\r\n\r\n", BIG, 400, "trailer starting with space"),
+	CFAIL("0\r\nA: 1\r\n\tb\r\n\r\n", BIG, 400, "obs-fold in trailers"),
+	/* Issue 11: a trailer is a field line, name ":" value (7.1.2). */
+	CFAIL("0\r\nX\r\n\r\n", BIG, 400, "trailer name alone"),
+	CFAIL("0\r\nX y\r\n\r\n", BIG, 400, "trailer without a colon"),
+	CFAIL("0\r\nX : y\r\n\r\n", BIG, 400,
+	    "space before a trailer's colon"),
+	CFAIL("0\r\n: y\r\n\r\n", BIG, 400, "empty trailer name"),
+	CFAIL("0\r\nX(Y): y\r\n\r\n", BIG, 400, "( in a trailer name"),
+	CFAIL("0\r\nX\xc3\xa9: y\r\n\r\n", BIG, 400,
+	    "non-ASCII trailer name"),
+	CFAIL("0\r\nX: a\rb\r\n\r\n", BIG, 400, "bare CR in a trailer"),
+	CFAIL("0\r\nX: a\r\r\n\r\n", BIG, 400,
+	    "CR CR LF ending a trailer"),
+	CFAIL("0\r\nX: a\x7f\r\n\r\n", BIG, 400, "DEL in a trailer"),
 	CFAIL("0\r\nX: a\0b\r\n\r\n", BIG, 400, "NUL in a trailer"),
 	CFAIL("0\r\n\rX", BIG, 400, "CR without LF at the end"),
 	CFAIL("10\r\n", 15, 413, "chunk size over max"),
@@ -826,6 +937,10 @@ static const struct crow crows[] = {
 	    "extension bytes count against max"),
 	CFAIL("0\r\nX: " "yyyyyyyyyyyyyyyyyyyy" "\r\n\r\n", 15, 413,
 	    "trailer bytes count against max"),
+	CFAIL("5" "                    " ";x\r\nhello\r\n0\r\n\r\n", 15, 413,
+	    "BWS bytes count against max"),
+	CFAIL("0\r\n" "NNNNNNNNNNNNNNNNNNNN" ": v\r\n\r\n", 15, 413,
+	    "trailer name bytes count against max"),
 	CFAIL("ffffffffffffffff\r\n", BIG, 413, "16 hex digits, all f"),
 	CFAIL("10000000000000000\r\n", BIG, 413, "17 hex digits"),
 	CMAX("f\r\n123456789abcdef\r\n0\r\n\r\n", 15, 15, "exactly max"),
