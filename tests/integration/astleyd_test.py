@@ -994,3 +994,64 @@ def socket_owner(pids, conn, server_port):
         if inodes & set(socket_inodes(pid).values()):
             return pid
     return None
+
+
+# ------------------------------------ many clients at once (test_workers.py)
+
+def raise_nofile(n):
+    """Make sure this process may open N descriptors: raise the soft
+    RLIMIT_NOFILE (as root the hard one too, if need be).  Servers started
+    afterwards inherit it.  The previous (soft, hard) limits, or None when
+    N is beyond the hard limit of an unprivileged process."""
+    import resource
+    old = resource.getrlimit(resource.RLIMIT_NOFILE)
+    soft, hard = old
+    if hard != resource.RLIM_INFINITY and hard < n:
+        if not is_root():
+            return None
+        hard = n
+    if soft == resource.RLIM_INFINITY or soft >= n:
+        return old
+    resource.setrlimit(resource.RLIMIT_NOFILE, (n, hard))
+    return old
+
+
+def tls_client_hello(ctx=None):
+    """The bytes of a real client's first TLS flight (its ClientHello),
+    made without a socket, for a raw socket to send and then fall silent."""
+    outgoing = ssl.MemoryBIO()
+    obj = (ctx or tls_context()).wrap_bio(ssl.MemoryBIO(), outgoing)
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return outgoing.read()
+
+
+def tcp_sockets(port=None):
+    """{(local port, remote port): (state, rx_queue, inode)} from
+    /proc/net/tcp{,6}, only connections from or to PORT if given: the
+    server end of a client connection is (server port, client port).
+    State 0x01 is ESTABLISHED; rx_queue counts bytes not read yet; inode
+    is 0 while a connection waits in the listen queue."""
+    tag = None if port is None else ':%04X ' % port
+    out = {}
+    for name in ('/proc/net/tcp', '/proc/net/tcp6'):
+        try:
+            with open(name) as f:
+                lines = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            if tag is not None and tag not in line:
+                continue
+            w = line.split()
+            if len(w) < 10:
+                continue
+            key = (int(w[1].rsplit(':', 1)[1], 16),
+                   int(w[2].rsplit(':', 1)[1], 16))
+            state = int(w[3], 16)
+            if key in out and state == 0x06:
+                continue        # TIME_WAIT of an earlier connection
+            out[key] = (state, int(w[4].split(':')[1], 16), int(w[9]))
+    return out
