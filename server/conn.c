@@ -141,6 +141,7 @@ conn_init(const struct conf *conf, SSL_CTX *ctx, int epfd, int cap)
 	pool.pathcap = conf->max_uri_size + 2;
 	SLIST_INIT(&pool.bufs);
 	TAILQ_INIT(&pool.runq);
+	len[TIMER_HELLO] = conf->handshake_timeout;
 	len[TIMER_HANDSHAKE] = conf->handshake_timeout;
 	len[TIMER_FIRST] = conf->header_timeout;
 	len[TIMER_HEAD] = conf->header_timeout;
@@ -319,6 +320,10 @@ conn_respond(struct conn *c, int resp, int connhdr)
 static int
 conn_handshake(struct conn *c)
 {
+	/* The first bytes: no longer a connection that has sent nothing. */
+	if (c->timer.kind == TIMER_HELLO)
+		timer_start(&pool.timers, &c->timer, TIMER_HANDSHAKE,
+		    timecache_mono_ms());
 	switch (tls_handshake(c->ssl)) {
 	case 1:
 		/* The request may have come with the client's Finished. */
@@ -518,7 +523,9 @@ conn_head(struct conn *c)
 			break;
 		if (c->inlen > c->off && c->idle) {
 			conn_skip_empty_lines(c);
-			if (c->inlen > c->off) {
+			/* A lone CR may be half of an empty line. */
+			if (c->inlen > c->off && (c->inlen - c->off > 1 ||
+			    c->buf->in[c->off] != '\r')) {
 				c->idle = 0;
 				timer_start(&pool.timers, &c->timer, TIMER_HEAD,
 				    timecache_mono_ms());
@@ -526,7 +533,7 @@ conn_head(struct conn *c)
 					c->started = timecache_mono_us();
 			}
 		}
-		if (c->inlen > c->off && c->parse) {
+		if (c->inlen > c->off && c->parse && !c->idle) {
 			if (c->turn >= CONN_TURN)
 				break;
 			/* Room for one more answer, or send first. */
@@ -773,22 +780,33 @@ conn_close(struct conn *c)
 	pool.nused--;
 }
 
-/* The oldest connection waiting for a request, or NULL. */
+/*
+ * The connection that has waited longest for a request and sent nothing
+ * of it: idle after a response, or new and silent on either port.  NULL
+ * when every connection is busy.
+ */
 static struct conn *
 conn_evictable(void)
 {
-	struct timer	*idle, *first;
+	static const int	 kinds[] = { TIMER_IDLE, TIMER_FIRST,
+				    TIMER_HELLO };
+	struct timer		*t, *oldest = NULL;
+	long long		 started, first = 0;
+	size_t			 i;
 
-	idle = timers_first(&pool.timers, TIMER_IDLE);
-	first = timers_first(&pool.timers, TIMER_FIRST);
-	/* Started longest ago: the deadline less the kind's length. */
-	if (idle == NULL || (first != NULL && first->deadline -
-	    pool.timers.len[TIMER_FIRST] < idle->deadline -
-	    pool.timers.len[TIMER_IDLE]))
-		idle = first;
-	if (idle == NULL)
+	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		if ((t = timers_first(&pool.timers, kinds[i])) == NULL)
+			continue;
+		/* Started: the deadline less the kind's length. */
+		started = t->deadline - pool.timers.len[kinds[i]];
+		if (oldest == NULL || started < first) {
+			oldest = t;
+			first = started;
+		}
+	}
+	if (oldest == NULL)
 		return NULL;
-	return (struct conn *)((char *)idle - offsetof(struct conn, timer));
+	return (struct conn *)((char *)oldest - offsetof(struct conn, timer));
 }
 
 static void
@@ -857,7 +875,7 @@ conn_open(int fd, int tls, const struct sockaddr *sa, socklen_t salen)
 			return;
 		}
 		c->state = CONN_HANDSHAKE;
-		timer_start(&pool.timers, &c->timer, TIMER_HANDSHAKE,
+		timer_start(&pool.timers, &c->timer, TIMER_HELLO,
 		    timecache_mono_ms());
 		return;
 	}
@@ -930,6 +948,7 @@ conn_expire(void)
 			c->state = CONN_SEND;
 			conn_resume(c);
 			break;
+		case TIMER_HELLO:
 		case TIMER_HANDSHAKE:
 		case TIMER_SEND:
 			c->tls_error = 1;	/* no close_notify to send */

@@ -10,7 +10,8 @@
 #include <sys/queue.h>
 
 enum timer_kind {
-	TIMER_HANDSHAKE,	/* handshake_timeout: the whole TLS handshake */
+	TIMER_HELLO,		/* handshake_timeout: a new TLS connection's first byte */
+	TIMER_HANDSHAKE,	/* handshake_timeout: the rest of the handshake */
 	TIMER_FIRST,		/* header_timeout: a new connection's first byte */
 	TIMER_HEAD,		/* header_timeout: one request head */
 	TIMER_BODY,		/* header_timeout: one request body */

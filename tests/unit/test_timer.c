@@ -8,6 +8,7 @@
 #include "tap.h"
 
 static const long long	lens[TIMER_KINDS] = {
+	[TIMER_HELLO] = 1000,
 	[TIMER_HANDSHAKE] = 1000,
 	[TIMER_FIRST] = 3000,
 	[TIMER_HEAD] = 3000,
