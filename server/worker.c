@@ -223,7 +223,6 @@ worker_init(struct server *srv)
 	struct epoll_event	 ev;
 	pid_t			 master = getppid(), self;
 
-	setproctitle("worker process");
 	worker_signals();
 	/* What only the master may hold. */
 	if (srv->pidfh != NULL)
@@ -240,6 +239,8 @@ worker_init(struct server *srv)
 		log_detach();
 
 	worker_drop_privileges(&srv->conf);
+	/* Only now: a process titled a worker never runs as root. */
+	setproctitle("worker process");
 	/* Exit with the master, even if it is killed outright. */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (getppid() != master)
