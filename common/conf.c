@@ -274,6 +274,98 @@ set_listen(struct conf_ctx *ctx, struct conf *conf,
 	    "ADDR:PORT, [ADDR6]:PORT or *:PORT)", d->name, v);
 }
 
+/* An address as 16 bytes, IPv4 as IPv4-mapped IPv6; -1 if neither. */
+static int
+conf_addr16(const struct sockaddr *sa, unsigned char out[16])
+{
+	const struct sockaddr_in	*sin;
+
+	if (sa->sa_family == AF_INET6) {
+		memcpy(out, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+		return 0;
+	}
+	if (sa->sa_family != AF_INET)
+		return -1;
+	sin = (const struct sockaddr_in *)sa;
+	memset(out, 0, 10);
+	out[10] = out[11] = 0xff;
+	memcpy(out + 12, &sin->sin_addr, 4);
+	return 0;
+}
+
+int
+conf_cidr_match(const struct conf_cidr *cidr, int n, const struct sockaddr *sa)
+{
+	unsigned char	a[16];
+	int		i, full, rest;
+
+	if (conf_addr16(sa, a) == -1)
+		return 0;
+	for (i = 0; i < n; i++) {
+		full = cidr[i].bits / 8;
+		rest = cidr[i].bits % 8;
+		if (memcmp(a, cidr[i].addr, full) != 0)
+			continue;
+		if (rest == 0 || ((a[full] ^ cidr[i].addr[full]) &
+		    (0xff << (8 - rest))) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* "10.0.0.0/8", "::1", "2001:db8::/32"; no host bits past the prefix. */
+static int
+set_cidr(struct conf_ctx *ctx, struct conf *conf,
+    const struct conf_directive *d, const char *v)
+{
+	struct sockaddr_in6	 sin6;
+	struct sockaddr_in	 sin;
+	struct conf_cidr	*c;
+	char			 host[64];
+	const char		*slash, *errstr;
+	int			 v4, max, bits, i;
+
+	if (conf->nproxy_from == CONF_MAX_CIDR)
+		return conf_error(ctx, "%s: too many (max %d)", d->name,
+		    CONF_MAX_CIDR);
+	c = &conf->proxy_from[conf->nproxy_from];
+	if ((slash = strchr(v, '/')) == NULL)
+		slash = v + strlen(v);
+	if ((size_t)(slash - v) >= sizeof(host))
+		goto bad;
+	memcpy(host, v, slash - v);
+	host[slash - v] = '\0';
+	memset(&sin, 0, sizeof(sin));
+	memset(&sin6, 0, sizeof(sin6));
+	if (inet_pton(AF_INET, host, &sin.sin_addr) == 1) {
+		sin.sin_family = AF_INET;
+		conf_addr16((struct sockaddr *)&sin, c->addr);
+		v4 = 1;
+	} else if (inet_pton(AF_INET6, host, &sin6.sin6_addr) == 1) {
+		sin6.sin6_family = AF_INET6;
+		conf_addr16((struct sockaddr *)&sin6, c->addr);
+		v4 = 0;
+	} else
+		goto bad;
+	max = v4 ? 32 : 128;
+	bits = max;
+	if (*slash == '/') {
+		bits = strtonum(slash + 1, 0, max, &errstr);
+		if (errstr != NULL || !isdigit((unsigned char)slash[1]))
+			goto bad;
+	}
+	c->bits = bits + (v4 ? 96 : 0);
+	for (i = c->bits; i < 128; i++)
+		if (c->addr[i / 8] & (0x80 >> (i % 8)))
+			return conf_error(ctx, "%s: \"%s\" has host bits set "
+			    "past the prefix", d->name, v);
+	conf->nproxy_from++;
+	return 0;
+ bad:
+	return conf_error(ctx, "%s: invalid address block \"%s\" (expected "
+	    "ADDR or ADDR/BITS)", d->name, v);
+}
+
 #define OFF(f)	offsetof(struct conf, f)
 #define MS(s)	((long long)(s) * 1000)
 static const struct conf_directive directives[] = {
@@ -297,6 +389,8 @@ static const struct conf_directive directives[] = {
 	{ "send_timeout", set_duration, OFF(send_timeout), 1, MS(3600), 0 },
 	{ "shutdown_timeout", set_duration, OFF(shutdown_timeout), 0,
 	    MS(3600), 0 },
+	{ "drain_timeout", set_duration, OFF(drain_timeout), 0, MS(3600), 0 },
+	{ "proxy_protocol_from", set_cidr, 0, 0, 0, 1 },
 	{ "keepalive_requests", set_size, OFF(keepalive_requests), 1,
 	    1000000, 0 },
 	{ "max_uri_size", set_size, OFF(max_uri_size), 256, 1024 * 1024, 0 },
@@ -365,6 +459,13 @@ conf_finish(struct conf_ctx *ctx, struct conf *conf)
 		return -1;
 	if (!have_tls && set_listen(ctx, conf, &d_tls, "*:1972") == -1)
 		return -1;
+	for (i = 0; i < conf->nlisten; i++)
+		if (conf->listen[i].proxy && conf->nproxy_from == 0)
+			return conf_error(ctx, "%s %s proxy_protocol: "
+			    "proxy_protocol_from is required, naming the "
+			    "balancers that may send the header",
+			    conf->listen[i].tls ? "listen_tls" : "listen",
+			    conf->listen[i].name);
 	if (conf->tls_certificate[0] == '\0')
 		return conf_error(ctx, "tls_certificate is required");
 	if (conf->tls_certificate_key[0] == '\0')
@@ -390,11 +491,11 @@ static int
 conf_line(struct conf_ctx *ctx, struct conf *conf, char *line)
 {
 	const struct conf_directive	*d;
-	char				*word[3];
+	char				*word[4];
 	int				 n = 0;
 	size_t				 i;
 
-	while (n < 3) {
+	while (n < 4) {
 		line += strspn(line, " \t\r");
 		if (*line == '\0')
 			break;
@@ -413,13 +514,21 @@ conf_line(struct conf_ctx *ctx, struct conf *conf, char *line)
 	d = &directives[i];
 	if (n == 1)
 		return conf_error(ctx, "%s: missing value", d->name);
-	if (n == 3)
+	/* A listener takes one option after its address. */
+	if (n == 4 || (n == 3 && d->set != set_listen))
 		return conf_error(ctx, "%s: takes one value", d->name);
+	if (n == 3 && strcmp(word[2], "proxy_protocol") != 0)
+		return conf_error(ctx, "%s: unknown option \"%s\" (the one "
+		    "option is proxy_protocol)", d->name, word[2]);
 	if (!d->repeat && ctx->seen[i] != 0)
 		return conf_error(ctx, "%s: duplicate directive (first at "
 		    "line %d)", d->name, ctx->seen[i]);
 	ctx->seen[i] = ctx->line;
-	return d->set(ctx, conf, d, word[1]);
+	if (d->set(ctx, conf, d, word[1]) == -1)
+		return -1;
+	if (n == 3)
+		conf->listen[conf->nlisten - 1].proxy = 1;
+	return 0;
 }
 
 static int
@@ -555,6 +664,7 @@ conf_load_pidfile(const char *path, char *out, size_t outlen, char *err,
 int
 conf_listen_equal(const struct conf_listen *a, const struct conf_listen *b)
 {
+	/* proxy is not part of the socket: a reload may change it. */
 	return a->tls == b->tls && a->any == b->any && a->sslen == b->sslen &&
 	    memcmp(&a->ss, &b->ss, a->sslen) == 0;
 }

@@ -22,7 +22,15 @@ struct conf_listen {
 	socklen_t		 sslen;
 	int			 tls;
 	int			 any;	/* "*": [::] dual-stack, else 0.0.0.0 */
+	int			 proxy;	/* a PROXY protocol header comes first */
 };
+
+/* An address block, IPv4 as IPv4-mapped IPv6. */
+struct conf_cidr {
+	unsigned char		 addr[16];
+	int			 bits;	/* of the 128 */
+};
+#define CONF_MAX_CIDR	32
 
 struct conf {
 	char			 path[PATH_MAX];
@@ -44,6 +52,9 @@ struct conf {
 	int			 keepalive_timeout;
 	int			 send_timeout;
 	int			 shutdown_timeout;
+	int			 drain_timeout;
+	struct conf_cidr	 proxy_from[CONF_MAX_CIDR];
+	int			 nproxy_from;
 	long long		 keepalive_requests;
 	long long		 max_uri_size;
 	long long		 max_header_size;
@@ -58,5 +69,7 @@ int	conf_parse(const char *, const char *, size_t, struct conf *,
 	    char *, size_t);
 int	conf_listen_equal(const struct conf_listen *,
 	    const struct conf_listen *);
+/* 1 when the address is in one of the blocks. */
+int	conf_cidr_match(const struct conf_cidr *, int, const struct sockaddr *);
 
 #endif

@@ -65,8 +65,8 @@ accesslog_take(struct accesslog_req *al, const struct http_request *req,
 }
 
 /* The client's address as text; a dual-stack IPv4 client as IPv4. */
-static void
-accesslog_peer(const struct sockaddr *sa, char *buf, size_t len)
+void
+accesslog_addr(const struct sockaddr *sa, char *buf, size_t len)
 {
 	const struct sockaddr_in6	*sin6;
 
@@ -95,7 +95,7 @@ accesslog_write(const struct accesslog_req *al, const struct sockaddr *peer,
 
 	timecache_update();	/* the time of this request, not the last */
 	status = http_resp_status(resp, &body);
-	accesslog_peer(peer, addr, sizeof(addr));
+	accesslog_addr(peer, addr, sizeof(addr));
 	log_access("%s - - [%s] \"%s\" %d %zu \"%s\" \"%s\" %lld", addr,
 	    timecache_log(), al->request, status, body, al->referer,
 	    al->user_agent, timecache_mono_us() - started_us);

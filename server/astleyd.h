@@ -41,6 +41,7 @@ struct server {
 	int			 ctl_fd;	/* control socket, or -1 */
 	char			 ctl_path[PATH_MAX];
 	int			 ready[2];	/* workers -> master: pids */
+	int			 draining;	/* a graceful stop is waiting */
 };
 
 /* listener.c */
@@ -65,19 +66,22 @@ long long	worker_nofile(const struct conf *);
 #define IO_WANT_READ	(-1)
 #define IO_WANT_WRITE	(-2)
 #define IO_ERROR	(-3)
+#define IO_PLAIN_HTTP	(-4)	/* a TLS handshake met a plain HTTP request */
 
 /* conn.c */
 struct conn;
 int	conn_init(const struct conf *, SSL_CTX *, int, int);
 void	conn_free(void);
 int	conn_room(int);
-void	conn_open(int, int, const struct sockaddr *, socklen_t);
+void	conn_open(int, const struct conf_listen *, const struct sockaddr *,
+	    socklen_t);
 void	conn_event(struct conn *, uint32_t);
 void	conn_run(void);
 void	conn_expire(void);
 int	conn_timeout(void);
 int	conn_count(void);
 void	conn_quit(void);
+void	conn_drain(void);
 void	conn_stop(void);
 
 /* accesslog.c */
@@ -90,6 +94,7 @@ void	accesslog_take(struct accesslog_req *, const struct http_request *,
 	    const char *, size_t);
 void	accesslog_write(const struct accesslog_req *, const struct sockaddr *,
 	    int, long long);
+void	accesslog_addr(const struct sockaddr *, char *, size_t);
 
 /* control.c */
 #define CONTROL_TIMEOUT_MS	(3600 * 1000 + 15000)	/* shutdown_timeout max */
@@ -138,6 +143,10 @@ enum http_resp {
 	HTTP_RESP_414,
 	HTTP_RESP_431,
 	HTTP_RESP_505,
+	HTTP_RESP_421,		/* a scheme this port does not serve */
+	HTTP_RESP_400_PLAIN,	/* cleartext HTTP on the TLS port */
+	HTTP_RESP_HEALTHY,	/* GET /healthz while serving */
+	HTTP_RESP_DRAINING,	/* GET /healthz once a graceful stop began */
 	HTTP_RESP_MAX
 };
 enum http_conn {
@@ -153,5 +162,7 @@ size_t		 http_response_max(void);
 int		 http_resp_for_status(int);
 int		 http_resp_status(int, size_t *);
 int		 http_resp_for_request(const struct http_request *);
+int		 http_resp_route(const struct http_request *, const char *, int,
+		    int);
 
 #endif

@@ -17,6 +17,9 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -25,6 +28,7 @@
 #include <unistd.h>
 
 #include "astleyd.h"
+#include "proxy_parse.h"
 #include "timer.h"
 
 #define CONN_OUTCAP	(16 * 1024)
@@ -38,6 +42,7 @@
 	((size_t)(2 * (conf)->max_uri_size + (conf)->max_header_size))
 
 enum conn_state {
+	CONN_PROXY,
 	CONN_HANDSHAKE,
 	CONN_HEAD,
 	CONN_BODY,
@@ -81,6 +86,7 @@ struct conn {
 	unsigned int		 expect:1;	/* 100-continue asked */
 	unsigned int		 continued:1;	/* and sent */
 	unsigned int		 chunked:1;
+	unsigned int		 tls:1;		/* a TLS port's connection */
 	int			 turn;		/* work done this turn */
 	int			 minor;		/* HTTP/1.minor */
 	int			 resp;		/* answer held over the body */
@@ -117,10 +123,14 @@ static struct conn_pool {
 	int			 nqueued;
 	struct timers		 timers;
 	int			 quitting;
+	int			 draining;	/* /healthz says 503 */
 	long long		 warned;	/* last cap warning, ms */
+	long long		 noted;		/* last client error line, ms */
+	int			 unnoted;	/* client errors not logged since */
 } pool;
 
 static void	conn_close(struct conn *);
+static int	conn_fail(struct conn *, int);
 
 int
 conn_init(const struct conf *conf, SSL_CTX *ctx, int epfd, int cap)
@@ -315,7 +325,80 @@ conn_respond(struct conn *c, int resp, int connhdr)
 	c->outlen += len;
 }
 
+/*
+ * A client's misbehaviour, at most one line a second per worker, so a
+ * scanner cannot flood the log; the lines held back are counted.
+ */
+static void
+conn_note(const struct conn *c, const char *what)
+{
+	char		 addr[INET6_ADDRSTRLEN];
+	long long	 now = timecache_mono_ms();
+
+	if (now - pool.noted < 1000) {
+		pool.unnoted++;
+		return;
+	}
+	pool.noted = now;
+	accesslog_addr((const struct sockaddr *)&c->peer, addr, sizeof(addr));
+	if (pool.unnoted > 0)
+		log_info("%s: %s (and %d more since)", addr, what,
+		    pool.unnoted);
+	else
+		log_info("%s: %s", addr, what);
+	pool.unnoted = 0;
+}
+
 /* ------------------------------------------------------------- steps */
+
+/*
+ * The PROXY protocol header a balancer sends first (proxy_parse.c).  It
+ * is peeked at, and only its own bytes are taken from the socket: on a
+ * TLS port, what follows belongs to OpenSSL.  The bytes of a header that
+ * is not complete yet are taken (they can only be header bytes), so
+ * that epoll does not report them again and again.
+ */
+static int
+conn_proxy(struct conn *c)
+{
+	static char		 peek[PROXY_V2_MAX];
+	struct proxy_hdr	 hdr;
+	ssize_t			 n;
+	int			 len;
+
+	if (conn_buf_get(c) == -1)
+		return STEP_CLOSE;
+	memcpy(peek, c->buf->in, c->inlen);
+	n = recv(c->fd, peek + c->inlen, sizeof(peek) - c->inlen, MSG_PEEK);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return STEP_READ;
+	if (n <= 0)
+		return STEP_CLOSE;
+	len = proxy_parse(peek, c->inlen + n, &hdr);
+	if (len == PROXY_ERROR ||
+	    (len == PROXY_INCOMPLETE && c->inlen + n == sizeof(peek))) {
+		conn_note(c, "malformed PROXY protocol header: closed");
+		return STEP_CLOSE;
+	}
+	if (len == PROXY_INCOMPLETE)
+		n = recv(c->fd, c->buf->in + c->inlen, n, 0);
+	else
+		n = recv(c->fd, c->buf->in + c->inlen, len - c->inlen, 0);
+	if (n <= 0)
+		return STEP_CLOSE;
+	c->inlen += n;
+	if (len == PROXY_INCOMPLETE) {
+		c->readable = 0;
+		return STEP_READ;
+	}
+	conn_buf_put(c);
+	if (!hdr.local)
+		memcpy(&c->peer, &hdr.src, hdr.srclen < sizeof(c->peer) ?
+		    hdr.srclen : sizeof(c->peer));
+	c->readable = 1;
+	c->state = c->tls ? CONN_HANDSHAKE : CONN_HEAD;
+	return STEP_NEXT;
+}
 
 static int
 conn_handshake(struct conn *c)
@@ -325,6 +408,14 @@ conn_handshake(struct conn *c)
 		timer_start(&pool.timers, &c->timer, TIMER_HANDSHAKE,
 		    timecache_mono_ms());
 	switch (tls_handshake(c->ssl)) {
+	case IO_PLAIN_HTTP:
+		/* Say why in cleartext, as nginx does, and close. */
+		conn_note(c, "plain HTTP request on a TLS port");
+		tls_conn_free(c->ssl);
+		c->ssl = NULL;
+		c->idle = 0;
+		c->started = timecache_mono_us();
+		return conn_fail(c, HTTP_RESP_400_PLAIN);
 	case 1:
 		/* The request may have come with the client's Finished. */
 		c->readable = 1;
@@ -454,7 +545,6 @@ conn_request(struct conn *c, const struct http_request *req, int n)
 
 	if (log_access_on())
 		accesslog_take(&c->buf->log, req, c->buf->in + c->off, n);
-	resp = http_resp_for_request(req);
 	c->off += n;
 	c->nrequests++;
 	c->keepalive = req->keepalive;
@@ -464,6 +554,7 @@ conn_request(struct conn *c, const struct http_request *req, int n)
 		conn_answer(c, HTTP_RESP_400, 1);
 		return STEP_NEXT;
 	}
+	resp = http_resp_route(req, pool.path, c->tls, pool.draining);
 	c->chunked = req->chunked;
 	if (req->chunked)
 		http_chunked_init(&c->ch);
@@ -725,6 +816,9 @@ conn_resume(struct conn *c)
 	conn_dequeue(c);
 	for (;;) {
 		switch (c->state) {
+		case CONN_PROXY:
+			step = conn_proxy(c);
+			break;
 		case CONN_HANDSHAKE:
 			step = conn_handshake(c);
 			break;
@@ -834,9 +928,13 @@ conn_room(int accepting)
 	return 0;
 }
 
-/* Takes over fd, a new non-blocking connection; closes it on failure. */
+/*
+ * Takes over fd, a new non-blocking connection from a listener; closes
+ * it on failure.
+ */
 void
-conn_open(int fd, int tls, const struct sockaddr *sa, socklen_t salen)
+conn_open(int fd, const struct conf_listen *cl, const struct sockaddr *sa,
+    socklen_t salen)
 {
 	struct epoll_event	 ev;
 	struct conn		*c;
@@ -868,21 +966,23 @@ conn_open(int fd, int tls, const struct sockaddr *sa, socklen_t salen)
 		conn_close(c);
 		return;
 	}
-	if (tls) {
-		if ((c->ssl = tls_conn_new(pool.ssl_ctx, fd)) == NULL) {
-			c->tls_error = 1;
-			conn_close(c);
-			return;
-		}
-		c->state = CONN_HANDSHAKE;
-		timer_start(&pool.timers, &c->timer, TIMER_HELLO,
-		    timecache_mono_ms());
+	c->tls = cl->tls;
+	if (cl->proxy && !conf_cidr_match(pool.conf->proxy_from,
+	    pool.conf->nproxy_from, sa)) {
+		conn_note(c, "not in proxy_protocol_from: closed");
+		conn_close(c);
 		return;
 	}
-	/* The first request: header_timeout for its first byte. */
-	c->state = CONN_HEAD;
+	/* The first bytes (or the PROXY header) within the port's time. */
 	c->idle = 1;
-	timer_start(&pool.timers, &c->timer, TIMER_FIRST, timecache_mono_ms());
+	timer_start(&pool.timers, &c->timer, c->tls ? TIMER_HELLO :
+	    TIMER_FIRST, timecache_mono_ms());
+	if (c->tls && (c->ssl = tls_conn_new(pool.ssl_ctx, fd)) == NULL) {
+		c->tls_error = 1;
+		conn_close(c);
+		return;
+	}
+	c->state = cl->proxy ? CONN_PROXY : c->tls ? CONN_HANDSHAKE : CONN_HEAD;
 }
 
 /* epoll says the connection's socket is ready (or failed: a read says). */
@@ -970,6 +1070,13 @@ void
 conn_quit(void)
 {
 	pool.quitting = 1;
+}
+
+/* A graceful stop is coming: tell the balancer, serve on. */
+void
+conn_drain(void)
+{
+	pool.draining = 1;
 }
 
 /* A fast stop ends every wait, but no response being sent. */

@@ -49,6 +49,15 @@ static const struct http_status statuses[HTTP_RESP_MAX] = {
 	    "Request Header Fields Too Large\n", 0 },
 	[HTTP_RESP_505] = { 505, "HTTP Version Not Supported", "",
 	    "HTTP Version Not Supported\n", 0 },
+	[HTTP_RESP_421] = { 421, "Misdirected Request", "",
+	    "Misdirected Request\n", 0 },
+	/* nginx's wording, which operators search for. */
+	[HTTP_RESP_400_PLAIN] = { 400, "Bad Request", "",
+	    "Bad Request: the plain HTTP request was sent to the HTTPS "
+	    "port\n", 0 },
+	[HTTP_RESP_HEALTHY] = { 200, "OK", "", "ok\n", 0 },
+	[HTTP_RESP_DRAINING] = { 503, "Service Unavailable", "",
+	    "Service Unavailable: draining\n", 0 },
 };
 
 static const char *const conn_headers[HTTP_CONN_MAX] = {
@@ -255,4 +264,27 @@ http_resp_for_request(const struct http_request *req)
 	    ims >= http_last_modified)
 		return HTTP_RESP_304;
 	return req->method == HTTP_METHOD_GET ? HTTP_RESP_GET : HTTP_RESP_HEAD;
+}
+
+/*
+ * What a well-formed request gets, given its normalized path and the
+ * connection: an absolute-form target naming the other scheme is 421
+ * (RFC 9110 7.4: a balancer sent it to the wrong port); GET /healthz is
+ * the load balancer's check, 503 once a graceful stop began, so the
+ * balancer stops sending before the listeners close.
+ */
+int
+http_resp_route(const struct http_request *req, const char *path, int tls,
+    int draining)
+{
+	int	https;
+
+	if (req->target_form == HTTP_TARGET_ABSOLUTE) {
+		https = req->target.p[4] == 's' || req->target.p[4] == 'S';
+		if (https != tls)
+			return HTTP_RESP_421;
+	}
+	if (req->method == HTTP_METHOD_GET && strcmp(path, "/healthz") == 0)
+		return draining ? HTTP_RESP_DRAINING : HTTP_RESP_HEALTHY;
+	return http_resp_for_request(req);
 }

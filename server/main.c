@@ -174,6 +174,7 @@ main(int argc, char *argv[], char *envp[])
 	sigaddset(&block, SIGHUP);
 	sigaddset(&block, SIGQUIT);
 	sigaddset(&block, SIGUSR1);
+	sigaddset(&block, SIGUSR2);
 	sigaddset(&block, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &block, NULL);
 	srv->pidfh = pidfile_open(srv->conf.pidfile, 0644, &otherpid);

@@ -54,6 +54,7 @@ static int		stopping;	/* 0, WORKER_QUIT or WORKER_STOP */
 static int		started;	/* the first generation was ready */
 static int		reloading;	/* sd_notify READY=1 still owed */
 static int		ctl_client = -1; /* the control client being served */
+static long long	drain_until;	/* a graceful stop starts then */
 
 static void	master_stop(struct server *, int);
 static void	master_renew(struct server *);
@@ -74,6 +75,13 @@ master_sighdlr(int sig)
 	case SIGUSR1:
 		sig_usr1 = 1;
 		break;
+	case SIGUSR2:
+		/*
+		 * The workers' drain signal means nothing to the master; it
+		 * is blocked here only so that a worker just forked holds
+		 * it pending until its own handler is in place.
+		 */
+		break;
 	default:
 		sig_term = 1;
 	}
@@ -85,7 +93,7 @@ master_signals(sigset_t *waitmask)
 	struct sigaction	 sa;
 	sigset_t		 block;
 	int			 sigs[] = { SIGCHLD, SIGHUP, SIGTERM, SIGINT,
-				    SIGQUIT, SIGUSR1 };
+				    SIGQUIT, SIGUSR1, SIGUSR2 };
 	size_t			 i;
 
 	sigemptyset(&block);
@@ -117,7 +125,8 @@ master_count(int generation, int ready)
 
 /*
  * Signals workers; one told to finish (QUIT, TERM) gets shutdown_timeout
- * to do so before master_expire kills it, on reload as on stop.
+ * to do so before master_expire kills it, on reload as on stop.  USR2
+ * (drain) asks nothing to finish.
  */
 static void
 master_signal_workers(struct server *srv, int sig, int except_generation)
@@ -132,7 +141,7 @@ master_signal_workers(struct server *srv, int sig, int except_generation)
 		if (kill(s->pid, sig) == -1 && errno != ESRCH)
 			log_warn("cannot signal worker %ld (signal %d)",
 			    (long)s->pid, sig);
-		if (s->kill_at == 0 && sig != SIGKILL)
+		if (s->kill_at == 0 && sig != SIGKILL && sig != SIGUSR2)
 			s->kill_at = timecache_mono_ms() + srv->conf.shutdown_timeout;
 	}
 }
@@ -480,6 +489,12 @@ master_reopen(struct server *srv)
 	master_renew(srv);
 }
 
+/*
+ * A graceful stop with a drain_timeout first has the workers answer 503
+ * on /healthz while they go on serving and accepting, so that a load
+ * balancer takes the instance out before any connection is refused;
+ * master_run sends the QUIT once drain_until has passed.
+ */
 static void
 master_stop(struct server *srv, int how)
 {
@@ -488,9 +503,19 @@ master_stop(struct server *srv, int how)
 	if (stopping == 0)
 		notify_send("STOPPING=1");
 	stopping = how;
-	log_info("%s", how == WORKER_STOP ? "stopping" :
-	    "stopping gracefully");
-	master_signal_workers(srv, how == WORKER_STOP ? SIGTERM : SIGQUIT, -1);
+	if (how == WORKER_QUIT && srv->conf.drain_timeout > 0) {
+		log_info("stopping gracefully after draining for %d ms",
+		    srv->conf.drain_timeout);
+		srv->draining = 1;
+		drain_until = timecache_mono_ms() + srv->conf.drain_timeout;
+		master_signal_workers(srv, SIGUSR2, -1);
+	} else {
+		log_info("%s", how == WORKER_STOP ? "stopping" :
+		    "stopping gracefully");
+		drain_until = 0;
+		master_signal_workers(srv, how == WORKER_STOP ? SIGTERM :
+		    SIGQUIT, -1);
+	}
 	master_wait_check(srv, "stopping");
 }
 
@@ -578,7 +603,14 @@ master_run(struct server *srv)
 
 	for (;;) {
 		now = timecache_mono_ms();
+		if (drain_until != 0 && now >= drain_until) {
+			drain_until = 0;
+			log_info("drained: stopping gracefully");
+			master_signal_workers(srv, SIGQUIT, -1);
+		}
 		wake = master_expire();
+		if (drain_until != 0 && (wake == -1 || drain_until < wake))
+			wake = drain_until;
 		if (!stopping && respawn_at > now &&
 		    master_count(srv->generation, 0) < srv->conf.workers &&
 		    (wake == -1 || respawn_at < wake))

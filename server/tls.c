@@ -262,15 +262,25 @@ tls_result(SSL *ssl, int rv, const char *what)
 	}
 }
 
-/* 1 once the handshake is done. */
+/*
+ * 1 once the handshake is done; IO_PLAIN_HTTP when the first bytes were
+ * a plain HTTP request, which OpenSSL recognizes.
+ */
 int
 tls_handshake(SSL *ssl)
 {
-	int	rv;
+	unsigned long	e;
+	int		rv;
 
 	ERR_clear_error();
 	if ((rv = SSL_accept(ssl)) == 1)
 		return 1;
+	e = ERR_peek_error();
+	if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
+	    ERR_GET_REASON(e) == SSL_R_HTTP_REQUEST) {
+		ERR_clear_error();
+		return IO_PLAIN_HTTP;
+	}
 	return tls_result(ssl, rv, "TLS handshake");
 }
 

@@ -29,6 +29,7 @@
 #define WORKER_NOFILE	64	/* descriptors besides the connections */
 
 static volatile sig_atomic_t	worker_state = WORKER_RUN;
+static volatile sig_atomic_t	worker_drain;	/* SIGUSR2: say 503 on /healthz */
 static int			worker_wake = -1;	/* eventfd: wakes epoll */
 static int			worker_epfd = -1;
 static int			worker_watching;	/* listeners in epoll */
@@ -46,6 +47,9 @@ worker_sighdlr(int sig)
 	int			saved = errno;
 
 	switch (sig) {
+	case SIGUSR2:
+		worker_drain = 1;
+		break;
 	case SIGQUIT:
 	case SIGHUP:
 		if (worker_state == WORKER_RUN)
@@ -94,7 +98,8 @@ worker_signals(void)
 {
 	struct sigaction	 sa;
 	sigset_t		 none;
-	int			 sigs[] = { SIGTERM, SIGINT, SIGQUIT, SIGHUP };
+	int			 sigs[] = { SIGTERM, SIGINT, SIGQUIT, SIGHUP,
+				    SIGUSR2 };
 	size_t			 i;
 
 	if ((worker_wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) == -1) {
@@ -110,8 +115,12 @@ worker_signals(void)
 	sa.sa_flags = 0;
 	sa.sa_handler = SIG_DFL;
 	sigaction(SIGCHLD, &sa, NULL);
-	sigaction(SIGUSR1, &sa, NULL);
+	/*
+	 * Log rotation is the master's (`pkill -USR1 astleyd` reaches the
+	 * workers too): a worker must not die of it mid-response.
+	 */
 	sa.sa_handler = SIG_IGN;
+	sigaction(SIGUSR1, &sa, NULL);
 	sigaction(SIGPIPE, &sa, NULL);
 	/* The master blocks what it handles; a worker blocks nothing. */
 	sigemptyset(&none);
@@ -196,7 +205,7 @@ worker_accept(struct server *srv, struct listener *l)
 			worker_paused = timecache_mono_ms() + WORKER_PAUSE_MS;
 			return;
 		}
-		conn_open(fd, l->cl.tls, (struct sockaddr *)&ss, sslen);
+		conn_open(fd, &l->cl, (struct sockaddr *)&ss, sslen);
 	}
 }
 
@@ -208,6 +217,8 @@ worker_control(struct server *srv)
 
 	if (read(worker_wake, &n, sizeof(n)) == -1 && errno != EAGAIN)
 		log_warn("eventfd");
+	if (worker_drain || srv->draining)
+		conn_drain();
 	if (worker_state == WORKER_RUN)
 		return;
 	worker_watch(srv, 0);
@@ -262,6 +273,8 @@ worker_init(struct server *srv)
 		log_warn("worker init");
 		exit(WORKER_EXIT_FATAL);
 	}
+	if (srv->draining)
+		conn_drain();	/* forked during a drain */
 	worker_watch(srv, 1);
 	/* Tell the master this worker accepts (reload and start wait on it). */
 	self = getpid();

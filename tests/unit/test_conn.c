@@ -19,6 +19,7 @@
 
 static int		epfd;
 static struct conf	conf;
+static struct conf_listen plain;	/* cleartext, no PROXY header */
 static const char	*get_resp;	/* the prebuilt keep-alive 200 */
 static size_t		 get_len;
 
@@ -35,7 +36,7 @@ pair(void)
 	}
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
-	conn_open(sv[0], 0, (struct sockaddr *)&sun, sizeof(sun));
+	conn_open(sv[0], &plain, (struct sockaddr *)&sun, sizeof(sun));
 	return sv[1];
 }
 

@@ -29,7 +29,8 @@ enum body {
 	B_HEAD,		/* none, but the lyrics' Content-Length */
 	B_NONE,		/* none and no Content-Length/Type (204, 304) */
 	B_405,		/* the 405 text */
-	B_ERROR		/* a short text naming the reason */
+	B_ERROR,	/* a short text naming the reason */
+	B_HEALTH	/* "ok\n" */
 };
 
 static const struct {
@@ -54,6 +55,12 @@ static const struct {
 	    B_ERROR, 0, 0 },
 	{ HTTP_RESP_505, "505", 505, "HTTP Version Not Supported", B_ERROR,
 	    0, 0 },
+	{ HTTP_RESP_421, "421", 421, "Misdirected Request", B_ERROR, 0, 0 },
+	{ HTTP_RESP_400_PLAIN, "400 plain HTTP", 400, "Bad Request", B_ERROR,
+	    0, 0 },
+	{ HTTP_RESP_HEALTHY, "healthz", 200, "OK", B_HEALTH, 0, 0 },
+	{ HTTP_RESP_DRAINING, "healthz draining", 503, "Service Unavailable",
+	    B_ERROR, 0, 0 },
 };
 #define NRESPS	(sizeof(resps) / sizeof(resps[0]))
 
@@ -385,6 +392,10 @@ check_response(size_t ri, size_t ci, const struct resp *get)
 		want_body = "";
 		want_blen = 0;
 		break;
+	case B_HEALTH:
+		want_body = "ok\n";
+		want_blen = 3;
+		break;
 	default:
 		want_body = NULL;
 		want_blen = blen;
@@ -539,6 +550,60 @@ test_mappings(void)
 	    "http_resp_for_request(OPTIONS) is 204 with Allow");
 }
 
+/* The connection and the path: 421 and /healthz. */
+static void
+test_route(void)
+{
+	static const struct {
+		int		 method;
+		const char	*target;	/* absolute-form, or NULL */
+		const char	*path;
+		int		 tls, draining, want;
+		const char	*desc;
+	} rows[] = {
+		{ HTTP_METHOD_GET, NULL, "/", 0, 0, HTTP_RESP_GET, "GET /" },
+		{ HTTP_METHOD_GET, "http://h/", "/", 0, 0, HTTP_RESP_GET,
+		    "http:// on the cleartext port" },
+		{ HTTP_METHOD_GET, "https://h/", "/", 1, 0, HTTP_RESP_GET,
+		    "https:// on the TLS port" },
+		{ HTTP_METHOD_GET, "HTTPS://h/", "/", 1, 0, HTTP_RESP_GET,
+		    "HTTPS:// (schemes are case-insensitive)" },
+		{ HTTP_METHOD_GET, "https://h/", "/", 0, 0, HTTP_RESP_421,
+		    "https:// on the cleartext port: 421" },
+		{ HTTP_METHOD_GET, "http://h/", "/", 1, 0, HTTP_RESP_421,
+		    "http:// on the TLS port: 421" },
+		{ HTTP_METHOD_HEAD, "http://h/", "/", 1, 0, HTTP_RESP_421,
+		    "HEAD http:// on the TLS port: 421" },
+		{ HTTP_METHOD_GET, NULL, "/healthz", 0, 0, HTTP_RESP_HEALTHY,
+		    "GET /healthz: 200" },
+		{ HTTP_METHOD_GET, NULL, "/healthz", 1, 1, HTTP_RESP_DRAINING,
+		    "GET /healthz while draining: 503" },
+		{ HTTP_METHOD_GET, NULL, "/", 0, 1, HTTP_RESP_GET,
+		    "GET / while draining: served" },
+		{ HTTP_METHOD_GET, NULL, "/healthz/", 0, 0, HTTP_RESP_GET,
+		    "/healthz/ is another path" },
+		{ HTTP_METHOD_GET, NULL, "/healthzz", 0, 0, HTTP_RESP_GET,
+		    "/healthzz is another path" },
+		{ HTTP_METHOD_OTHER, NULL, "/healthz", 0, 0, HTTP_RESP_405,
+		    "POST /healthz: 405" },
+	};
+	struct http_request	req;
+	size_t			i;
+
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		memset(&req, 0, sizeof(req));
+		req.method = rows[i].method;
+		req.content_length = -1;
+		if (rows[i].target != NULL) {
+			req.target_form = HTTP_TARGET_ABSOLUTE;
+			req.target.p = rows[i].target;
+			req.target.len = strlen(rows[i].target);
+		}
+		is_int(http_resp_route(&req, rows[i].path, rows[i].tls,
+		    rows[i].draining), rows[i].want, "route: %s", rows[i].desc);
+	}
+}
+
 /* "@" in a pattern stands for the page's ETag. */
 static void
 expand(char *out, size_t outlen, const char *pat)
@@ -653,6 +718,7 @@ main(void)
 	test_responses();
 	test_date_update();
 	test_mappings();
+	test_route();
 	test_conditional();
 
 	/* Freed and built again, then freed twice: nothing leaks or breaks. */
