@@ -516,7 +516,7 @@ master_stop(struct server *srv, int how)
 		master_signal_workers(srv, how == WORKER_STOP ? SIGTERM :
 		    SIGQUIT, -1);
 	}
-	master_wait_check(srv, "stopping");
+	master_wait_check(srv, "the server is stopping");
 }
 
 static void __attribute__((noreturn))
@@ -550,7 +550,8 @@ master_control(struct server *srv)
 		return;
 	ctl_client = fd;	/* workers forked meanwhile close it */
 	if (stopping && (cmd == CONTROL_RELOAD || cmd == CONTROL_REOPEN)) {
-		control_reply(fd, "error stopping");
+		control_reply(fd, "error %s refused: the server is stopping",
+		    cmd == CONTROL_RELOAD ? "reload" : "reopen");
 		goto done;
 	}
 	switch (cmd) {

@@ -122,7 +122,8 @@ class StopTest(LifecycleTestCase):
         self.assertIsNone(quit_.poll())     # the idle client holds it
         t0 = time.monotonic()
         st, out, err = control(srv, 'reload', timeout=10)
-        self.assertEqual((st, err.strip()), (1, 'stopping'), out)
+        self.assertEqual((st, err.strip()),
+                         (1, 'reload refused: the server is stopping'), out)
         st, out, err = control(srv, 'stop', timeout=10)
         self.assertEqual((st, out), (0, 'stop in progress\nstop: stopped\n'),
                          err)
