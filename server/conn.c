@@ -75,6 +75,7 @@ struct conn {
 	enum conn_state		 state;
 	enum conn_state		 after;		/* what CONN_SEND returns to */
 	uint32_t		 events;	/* what epoll watches */
+	uint32_t		 et;		/* EPOLLET, or 0 */
 	unsigned int		 readable:1;	/* a read may find bytes */
 	unsigned int		 queued:1;	/* on the run queue */
 	unsigned int		 idle:1;	/* no request bytes yet */
@@ -839,10 +840,10 @@ conn_resume(struct conn *c)
 		case STEP_NEXT:
 			continue;
 		case STEP_READ:
-			conn_watch(c, EPOLLIN);
+			conn_watch(c, EPOLLIN | c->et);
 			return;
 		case STEP_WRITE:
-			conn_watch(c, EPOLLOUT);
+			conn_watch(c, EPOLLOUT | c->et);
 			return;
 		case STEP_YIELD:
 			conn_enqueue(c);
@@ -957,7 +958,15 @@ conn_open(int fd, const struct conf_listen *cl, const struct sockaddr *sa,
 	pool.nused++;
 	memcpy(&c->peer, sa, salen < sizeof(c->peer) ? salen :
 	    sizeof(c->peer));
-	c->events = EPOLLIN;
+	/*
+	 * Edge-triggered for cleartext: a step parks only after a read
+	 * came back short or with EAGAIN, so the socket was drained and
+	 * any later byte is a new edge; level-triggered epoll would poll
+	 * the socket again on every wait.  OpenSSL reads ahead into its
+	 * own buffer, past what we see, so TLS stays level-triggered.
+	 */
+	c->et = cl->tls ? 0 : EPOLLET;
+	c->events = EPOLLIN | c->et;
 	memset(&ev, 0, sizeof(ev));
 	ev.events = c->events;
 	ev.data.ptr = c;
