@@ -75,11 +75,12 @@ void	conn_free(void);
 int	conn_room(int);
 void	conn_open(int, const struct conf_listen *, const struct sockaddr *,
 	    socklen_t);
-void	conn_event(struct conn *, uint32_t);
+void	conn_event(void *, uint32_t);
 void	conn_run(void);
 void	conn_expire(void);
 int	conn_timeout(void);
 int	conn_count(void);
+int	conn_buffers(void);
 void	conn_quit(void);
 void	conn_drain(void);
 void	conn_stop(void);

@@ -88,6 +88,7 @@ struct conn {
 	unsigned int		 continued:1;	/* and sent */
 	unsigned int		 chunked:1;
 	unsigned int		 tls:1;		/* a TLS port's connection */
+	unsigned int		 instance:1;	/* flips as the slot is reused */
 	int			 turn;		/* work done this turn */
 	int			 minor;		/* HTTP/1.minor */
 	int			 resp;		/* answer held over the body */
@@ -116,7 +117,8 @@ static struct conn_pool {
 	int			 nused;
 	struct conn		*free;
 	SLIST_HEAD(, conn_buf)	 bufs;
-	int			 nbufs;
+	int			 nbufs;		/* on the free list */
+	int			 nheld;		/* held by connections */
 	size_t			 incap;
 	char			*path;		/* a normalized request path */
 	size_t			 pathcap;
@@ -194,6 +196,13 @@ conn_count(void)
 	return pool.nused;
 }
 
+/* Buffers held by connections: only those with bytes in progress. */
+int
+conn_buffers(void)
+{
+	return pool.nheld;
+}
+
 /* ------------------------------------------------------------ buffers */
 
 static int
@@ -216,6 +225,7 @@ conn_buf_get(struct conn *c)
 	}
 	c->buf = b;
 	c->inlen = c->off = c->outlen = c->outoff = 0;
+	pool.nheld++;
 	return 0;
 }
 
@@ -225,6 +235,7 @@ conn_buf_put(struct conn *c)
 {
 	if (c->buf == NULL)
 		return;
+	pool.nheld--;
 	if (pool.nbufs < CONN_FREE_BUFS) {
 		SLIST_INSERT_HEAD(&pool.bufs, c->buf, next);
 		pool.nbufs++;
@@ -645,10 +656,12 @@ conn_head(struct conn *c)
 		/* A pipelining client may wait for its answers: send first. */
 		if (c->outlen > 0)
 			break;
-		if (c->idle && c->inlen == c->off)
-			conn_buf_put(c);
-		if ((step = conn_more(c, &n)) != STEP_NEXT)
+		if ((step = conn_more(c, &n)) != STEP_NEXT) {
+			/* Waiting for a request holds no buffer. */
+			if (c->idle && c->inlen == c->off)
+				conn_buf_put(c);
 			return step;
+		}
 		/*
 		 * Parse again only when a line was completed, or at the size
 		 * limits: a client sending a byte at a time must not make the
@@ -769,6 +782,18 @@ conn_flush(struct conn *c)
 
 /* ------------------------------------------------------------- driver */
 
+/*
+ * What epoll hands back for a connection: its address with the slot's
+ * instance bit in the low bit (the struct is aligned), so that an event
+ * queued for a connection closed earlier in the same batch is not
+ * taken for the one that reuses its slot (nginx's "instance").
+ */
+static void *
+conn_tag(struct conn *c)
+{
+	return (void *)((uintptr_t)c | c->instance);
+}
+
 static void
 conn_watch(struct conn *c, uint32_t events)
 {
@@ -778,7 +803,7 @@ conn_watch(struct conn *c, uint32_t events)
 		return;
 	memset(&ev, 0, sizeof(ev));
 	ev.events = events;
-	ev.data.ptr = c;
+	ev.data.ptr = conn_tag(c);
 	if (epoll_ctl(pool.epfd, EPOLL_CTL_MOD, c->fd, &ev) == -1) {
 		log_warn("epoll_ctl");
 		conn_close(c);
@@ -939,6 +964,7 @@ conn_open(int fd, const struct conf_listen *cl, const struct sockaddr *sa,
 {
 	struct epoll_event	 ev;
 	struct conn		*c;
+	unsigned int		 instance;
 
 	if (pool.nused == pool.cap) {
 		if ((c = conn_evictable()) == NULL) {
@@ -952,7 +978,9 @@ conn_open(int fd, const struct conf_listen *cl, const struct sockaddr *sa,
 		pool.free = c->next_free;
 	else
 		c = &pool.conns[pool.hwm++];
+	instance = !c->instance;
 	memset(c, 0, sizeof(*c));
+	c->instance = instance;
 	timer_init(&c->timer);
 	c->fd = fd;
 	pool.nused++;
@@ -969,7 +997,7 @@ conn_open(int fd, const struct conf_listen *cl, const struct sockaddr *sa,
 	c->events = EPOLLIN | c->et;
 	memset(&ev, 0, sizeof(ev));
 	ev.events = c->events;
-	ev.data.ptr = c;
+	ev.data.ptr = conn_tag(c);
 	if (epoll_ctl(pool.epfd, EPOLL_CTL_ADD, fd, &ev) == -1) {
 		log_warn("epoll_ctl");
 		conn_close(c);
@@ -994,13 +1022,18 @@ conn_open(int fd, const struct conf_listen *cl, const struct sockaddr *sa,
 	c->state = cl->proxy ? CONN_PROXY : c->tls ? CONN_HANDSHAKE : CONN_HEAD;
 }
 
-/* epoll says the connection's socket is ready (or failed: a read says). */
+/*
+ * epoll says the connection's socket is ready (or failed: a read says).
+ * tag is what conn_tag gave epoll.
+ */
 void
-conn_event(struct conn *c, uint32_t events)
+conn_event(void *tag, uint32_t events)
 {
+	struct conn	*c = (struct conn *)((uintptr_t)tag & ~(uintptr_t)1);
+
 	(void)events;
-	if (c->fd == -1)
-		return;		/* closed earlier in this batch */
+	if (c->fd == -1 || c->instance != ((uintptr_t)tag & 1))
+		return;		/* closed, maybe reused, earlier in this batch */
 	c->readable = 1;
 	conn_resume(c);
 }

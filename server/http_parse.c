@@ -600,7 +600,15 @@ http_parse_chunked(struct http_chunked *c, const char *buf, size_t len,
 		switch (c->state) {
 		case CH_SIZE:
 			if ((h = hexval(ch)) >= 0) {
-				c->digits++;
+				/*
+				 * A leading zero past the first counts like
+				 * extension bytes: zeros must not make the
+				 * reader take unbounded input (nor overflow
+				 * digits).  Other digits are bounded by the
+				 * size they make.
+				 */
+				if (c->digits++ > 0 && c->remain == 0 && h == 0)
+					c->meta++;
 				if (c->remain > (ULLONG_MAX - 15) / 16)
 					return -413;
 				c->remain = c->remain * 16 + h;

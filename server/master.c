@@ -492,17 +492,19 @@ master_reopen(struct server *srv)
 /*
  * A graceful stop with a drain_timeout first has the workers answer 503
  * on /healthz while they go on serving and accepting, so that a load
- * balancer takes the instance out before any connection is refused;
- * master_run sends the QUIT once drain_until has passed.
+ * balancer takes the instance out before any connection is refused.
+ * The pool is kept as while serving (a worker that dies is replaced,
+ * and learns of the drain at fork); master_run stops it once
+ * drain_until has passed.
  */
 static void
 master_stop(struct server *srv, int how)
 {
-	if (stopping == WORKER_STOP || stopping == how)
+	if (stopping == WORKER_STOP || stopping == how ||
+	    (how == WORKER_QUIT && srv->draining))
 		return;
-	if (stopping == 0)
+	if (stopping == 0 && !srv->draining)
 		notify_send("STOPPING=1");
-	stopping = how;
 	if (how == WORKER_QUIT && srv->conf.drain_timeout > 0) {
 		log_info("stopping gracefully after draining for %d ms",
 		    srv->conf.drain_timeout);
@@ -513,6 +515,7 @@ master_stop(struct server *srv, int how)
 		log_info("%s", how == WORKER_STOP ? "stopping" :
 		    "stopping gracefully");
 		drain_until = 0;
+		stopping = how;
 		master_signal_workers(srv, how == WORKER_STOP ? SIGTERM :
 		    SIGQUIT, -1);
 	}
@@ -549,7 +552,8 @@ master_control(struct server *srv)
 	if ((cmd = control_accept(srv, &fd)) == -1)
 		return;
 	ctl_client = fd;	/* workers forked meanwhile close it */
-	if (stopping && (cmd == CONTROL_RELOAD || cmd == CONTROL_REOPEN)) {
+	if ((stopping || srv->draining) &&
+	    (cmd == CONTROL_RELOAD || cmd == CONTROL_REOPEN)) {
 		control_reply(fd, "error %s refused: the server is stopping",
 		    cmd == CONTROL_RELOAD ? "reload" : "reopen");
 		goto done;
@@ -606,6 +610,7 @@ master_run(struct server *srv)
 		now = timecache_mono_ms();
 		if (drain_until != 0 && now >= drain_until) {
 			drain_until = 0;
+			stopping = WORKER_QUIT;
 			log_info("drained: stopping gracefully");
 			master_signal_workers(srv, SIGQUIT, -1);
 		}
@@ -648,14 +653,15 @@ master_run(struct server *srv)
 			sig_quit = 0;
 			master_stop(srv, WORKER_QUIT);
 		}
+		/* No new generation while stopping or draining. */
 		if (sig_hup) {
 			sig_hup = 0;
-			if (!stopping)
+			if (!stopping && !srv->draining)
 				master_reload(srv, err, sizeof(err));
 		}
 		if (sig_usr1) {
 			sig_usr1 = 0;
-			if (!stopping)
+			if (!stopping && !srv->draining)
 				master_reopen(srv);
 		}
 		if (pfd[1].revents & POLLIN)

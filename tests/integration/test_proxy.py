@@ -267,3 +267,28 @@ class DrainTest(ServerTestCase):
         self.assertLess(took, 8)
         with self.assertRaises(OSError):
             socket.create_connection(('127.0.0.1', srv.port), timeout=2)
+
+    def test_worker_lost_during_drain_is_replaced(self):
+        # The pool is kept during a drain: a worker that dies is
+        # replaced, and the new one answers /healthz with 503 too.
+        srv = self.server(workers=2, extra={'drain_timeout': '3s'})
+        old = srv.wait_workers(2)
+        healthz = b'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close' \
+            b'\r\n\r\n'
+        t0 = time.monotonic()
+        srv.signal(signal.SIGQUIT)
+        time.sleep(0.2)
+        for w in old:
+            os.kill(w, signal.SIGKILL)
+        new = srv.wait_workers(2, exclude=old, timeout=2.5)
+        self.assertLess(time.monotonic() - t0, 2.8, 'respawn too slow for '
+                        'this test')
+        for _ in range(4):
+            self.assertTrue(exchange(srv.port, b'').startswith(
+                b'HTTP/1.1 200 OK'))
+            self.assertTrue(exchange(srv.port, healthz).startswith(
+                b'HTTP/1.1 503 '), 'a worker forked during the drain '
+                'does not know of it')
+        self.assertTrue(all(alive(p) for p in new))
+        srv.wait_exit(timeout=10)
+        self.assertGreaterEqual(time.monotonic() - t0, 2.9)

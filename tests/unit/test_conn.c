@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 static int		epfd;
 static struct conf	conf;
 static struct conf_listen plain;	/* cleartext, no PROXY header */
+static void		*last_tag;	/* epoll data of the last event */
 static const char	*get_resp;	/* the prebuilt keep-alive 200 */
 static size_t		 get_len;
 
@@ -50,8 +52,10 @@ turn(int ms)
 	if (t == -1 || t > ms)
 		t = ms;
 	n = epoll_wait(epfd, evs, 16, t);
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
+		last_tag = evs[i].data.ptr;
 		conn_event(evs[i].data.ptr, evs[i].events);
+	}
 	conn_run();
 	conn_expire();
 }
@@ -217,6 +221,44 @@ test_idle_crlf(void)
 	close(fd);
 }
 
+/*
+ * Waiting for a request holds no buffer, even after a wake-up that finds
+ * nothing to read; and a slot's next connection gets another epoll tag,
+ * so an event left over for the old one is not taken for it.
+ */
+static void
+test_idle_holds_nothing(void)
+{
+	char	 buf[8192];
+	void	*tag;
+	int	 fd = pair(), eof;
+
+	send_all(fd, REQ);
+	turn(100);
+	drain(fd, buf, sizeof(buf), &eof);
+	tag = last_tag;
+	is_int(conn_buffers(), 0, "idle after a response: no buffer");
+	conn_event(tag, EPOLLIN);	/* nothing there */
+	is_int(conn_buffers(), 0, "a wake-up with nothing to read: none");
+	send_all(fd, "GET / HT");
+	turn(100);
+	is_int(conn_buffers(), 1, "half a request holds one");
+	close(fd);
+	turns(50);
+	is_int(conn_count(), 0, "closed");
+	fd = pair();			/* the same slot, reused */
+	send_all(fd, REQ);
+	turn(100);
+	ok(last_tag != tag && ((uintptr_t)last_tag & ~(uintptr_t)1) ==
+	    ((uintptr_t)tag & ~(uintptr_t)1), "same slot, another tag");
+	conn_event(tag, EPOLLIN);	/* stale: ignored */
+	is_int(conn_buffers(), 0, "the stale event took nothing");
+	is_int(drain(fd, buf, sizeof(buf), &eof), (ssize_t)get_len,
+	    "the new connection is served");
+	close(fd);
+	turns(50);
+}
+
 /* A client that never reads is parked, then dropped at send_timeout. */
 static void
 test_never_reads(void)
@@ -306,6 +348,7 @@ main(void)
 	test_pipeline_fairness();
 	test_split_pipelining();
 	test_idle_crlf();
+	test_idle_holds_nothing();
 	test_never_reads();
 	test_evict();
 	conn_free();

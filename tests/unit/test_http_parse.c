@@ -933,6 +933,12 @@ static const struct crow crows[] = {
 	/* RFC 9112 7.1 allows leading zeros: the value decides, not the length. */
 	CMAX("0000000000000001\r\na\r\n0\r\n\r\n", BIG, 1,
 	    "16 hex digits with leading zeros"),
+	CFAIL("000000000000000000005\r\nhello\r\n0\r\n\r\n", 15, 413,
+	    "leading zeros count against max"),
+	CFAIL("000000000000000000000\r\n\r\n", 15, 413,
+	    "leading zeros of the last chunk count against max"),
+	CMAX("00005\r\nhello\r\n0\r\n\r\n", 9, 5,
+	    "a few leading zeros within max"),
 	CFAIL("5;" "xxxxxxxxxxxxxxxxxxxx" "\r\nhello\r\n0\r\n\r\n", 15, 413,
 	    "extension bytes count against max"),
 	CFAIL("0\r\nX: " "yyyyyyyyyyyyyyyyyyyy" "\r\n\r\n", 15, 413,
