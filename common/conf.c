@@ -103,6 +103,23 @@ set_name(struct conf_ctx *ctx, struct conf *conf,
 	return 0;
 }
 
+/* sandbox on|log|off; stored as CONF_SANDBOX_*. */
+static int
+set_sandbox(struct conf_ctx *ctx, struct conf *conf,
+    const struct conf_directive *d, const char *v)
+{
+	if (strcmp(v, "on") == 0)
+		conf->sandbox = CONF_SANDBOX_ON;
+	else if (strcmp(v, "log") == 0)
+		conf->sandbox = CONF_SANDBOX_LOG;
+	else if (strcmp(v, "off") == 0)
+		conf->sandbox = CONF_SANDBOX_OFF;
+	else
+		return conf_error(ctx, "%s: invalid value \"%s\" (on, log or "
+		    "off)", d->name, v);
+	return 0;
+}
+
 /* A number with an optional unit; the units table maps suffix to factor. */
 struct conf_unit {
 	const char	*suffix;
@@ -398,6 +415,7 @@ static const struct conf_directive directives[] = {
 	    1024 * 1024, 0 },
 	{ "max_body_size", set_size, OFF(max_body_size), 0,
 	    1024LL * 1024 * 1024, 0 },
+	{ "sandbox", set_sandbox, 0, 0, 0, 0 },
 };
 #define NDIRECTIVES	(sizeof(directives) / sizeof(directives[0]))
 
@@ -423,6 +441,7 @@ conf_defaults(struct conf *conf)
 	conf->max_uri_size = 8 * 1024;
 	conf->max_header_size = 16 * 1024;
 	conf->max_body_size = 64 * 1024;
+	conf->sandbox = CONF_SANDBOX_ON;
 }
 
 /* The line a directive was set on, 0 when the file left it out. */

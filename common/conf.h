@@ -59,7 +59,13 @@ struct conf {
 	long long		 max_uri_size;
 	long long		 max_header_size;
 	long long		 max_body_size;
+	int			 sandbox;	/* CONF_SANDBOX_* */
 };
+
+/* The sandbox directive: what a worker enters before its first accept. */
+#define CONF_SANDBOX_OFF	0
+#define CONF_SANDBOX_LOG	1	/* the filter logs calls outside it */
+#define CONF_SANDBOX_ON		2
 
 /* 0 on success; -1 with "file:line: message" (or "file: message") in err. */
 int	conf_load(const char *, struct conf *, char *, size_t);

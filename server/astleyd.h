@@ -115,6 +115,10 @@ void	control_reply(int, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
 int	control_client(const char *, const char *, int);
 
+/* sandbox.c */
+int	sandbox_check(int, char *, size_t);
+int	sandbox_enter(int);
+
 /* notify.c */
 void	notify_send(const char *, ...) __attribute__((format(printf, 1, 2)));
 

@@ -81,11 +81,17 @@ main(int argc, char *argv[], char *envp[])
 	struct server	*srv = &server;
 	const char	*conf_arg = ASTLEYD_CONF;
 	const char	*signame = NULL;
-	char		 path[PATH_MAX] = "", err[1024];
+	char		 path[PATH_MAX] = "", err[1024], sandbox[256];
 	sigset_t	 block;
 	pid_t		 otherpid;
 	int		 ch, foreground = 0, test = 0;
 
+	/*
+	 * Nothing inherited from whoever started us reaches a worker: a
+	 * descriptor left open (`exec 7</etc/shadow`) would outlive both
+	 * the privilege drop and the sandbox.
+	 */
+	closefrom(STDERR_FILENO + 1);
 	setproctitle_init(argc, argv, envp);
 	while ((ch = getopt(argc, argv, "df:hs:tv")) != -1) {
 		switch (ch) {
@@ -137,6 +143,11 @@ main(int argc, char *argv[], char *envp[])
 		fprintf(stderr, "astleyd: %s\n", err);
 		goto conf_failed;
 	}
+	if (sandbox_check(srv->conf.sandbox, sandbox, sizeof(sandbox)) == -1) {
+		fprintf(stderr, "astleyd: %s\n", sandbox);
+		SSL_CTX_free(srv->ssl_ctx);
+		goto conf_failed;
+	}
 	/* Not fatal: a worker then takes fewer connections. */
 	if (master_nofile(&srv->conf, err, sizeof(err)) == -1)
 		fprintf(stderr, "astleyd: warning: %s\n", err);
@@ -149,6 +160,7 @@ main(int argc, char *argv[], char *envp[])
 			goto conf_failed;
 		}
 		log_close();
+		fprintf(stderr, "astleyd: sandbox: %s\n", sandbox);
 		fprintf(stderr, "astleyd: configuration file %s test is "
 		    "successful\n", path);
 		SSL_CTX_free(srv->ssl_ctx);

@@ -331,7 +331,11 @@ master_reap(struct server *srv)
 		}
 		failed = !s->ready || now - s->started < WORKER_SICK_MS ||
 		    (WIFEXITED(st) && WEXITSTATUS(st) == WORKER_EXIT_FATAL);
-		if (WIFSIGNALED(st))
+		if (WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS)
+			log_warnx("worker %ld killed by signal %d (SIGSYS: a "
+			    "system call outside the sandbox; \"sandbox log\" "
+			    "names it in the kernel log)", (long)pid, SIGSYS);
+		else if (WIFSIGNALED(st))
 			log_warnx("worker %ld killed by signal %d%s", (long)pid,
 			    WTERMSIG(st), WCOREDUMP(st) ? " (core dumped)" : "");
 		else
@@ -419,6 +423,7 @@ master_reload(struct server *srv, char *err, size_t errlen)
 	notify_send("RELOADING=1\nMONOTONIC_USEC=%lld", timecache_mono_us());
 	memset(&next, 0, sizeof(next));
 	if (conf_load(srv->conf.path, &next.conf, err, errlen) == -1 ||
+	    sandbox_check(next.conf.sandbox, err, errlen) == -1 ||
 	    (next.ssl_ctx = tls_ctx_new(&next.conf, err, errlen)) == NULL)
 		goto fail;
 	if (listeners_open(&next, &next.conf, srv, err, errlen) == -1) {

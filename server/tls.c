@@ -175,6 +175,12 @@ tls_ctx_new(const struct conf *conf, char *err, size_t errlen)
 		    tls_error_string(ebuf, sizeof(ebuf)));
 		goto fail;
 	}
+	/*
+	 * The DHE suites above need DH parameters: without them they can
+	 * never be chosen.  Auto picks the RFC 7919 group matching the
+	 * key's strength (ffdhe2048 for RSA-2048, as Mozilla's profile).
+	 */
+	SSL_CTX_set_dh_auto(ctx, 1);
 	SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE |
 	    SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
 	/*

@@ -276,6 +276,9 @@ worker_init(struct server *srv)
 	if (srv->draining)
 		conn_drain();	/* forked during a drain */
 	worker_watch(srv, 1);
+	/* Last: everything the worker will use is an open descriptor now. */
+	if (sandbox_enter(srv->conf.sandbox) == -1)
+		exit(WORKER_EXIT_FATAL);
 	/* Tell the master this worker accepts (reload and start wait on it). */
 	self = getpid();
 	if (write(srv->ready[1], &self, sizeof(self)) != sizeof(self))

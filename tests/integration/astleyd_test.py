@@ -477,8 +477,10 @@ def parse_imf_fixdate(s):
 # ---------------------------------------------------------------------- server
 
 # The master's note of a worker that crashed (SIGILL, SIGABRT, SIGBUS,
-# SIGFPE, SIGSEGV): no test sends these, and ASan does not report abort().
-CRASH_RE = re.compile(r'killed by signal (4|6|7|8|11)\b')
+# SIGFPE, SIGSEGV) or made a system call outside its sandbox (SIGSYS,
+# old workers too): no test sends these, and ASan does not report abort().
+CRASH_RE = re.compile(r'killed by signal (4|6|7|8|11)\b|'
+                      r'(killed by|exited with) signal 31\b')
 
 
 def sanitizer_lines(text):

@@ -204,3 +204,28 @@ class TlsTest(ServerTestCase):
 
 if __name__ == '__main__':
     unittest.main()
+
+
+class DheTest(ServerTestCase):
+    """The TLS 1.2 DHE suites of the Mozilla list can be negotiated (DH
+    parameters by SSL_CTX_set_dh_auto).  They need an RSA certificate: the
+    test ECDSA one can never pick them."""
+
+    def test_dhe_rsa_with_an_rsa_certificate(self):
+        import os
+        from astleyd_test import _openssl
+        srv = self.server(start=False)
+        _openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout',
+                 os.path.join(srv.dir, 'key.pem'), '-out',
+                 os.path.join(srv.dir, 'cert.pem'), '-days', '2', '-subj',
+                 '/CN=localhost')
+        srv.start()
+        rc, out = s_client(srv.tls_port, '-tls1_2', '-cipher',
+                           'DHE-RSA-AES128-GCM-SHA256')
+        self.assertEqual(rc, 0, out)
+        self.assertIn('Cipher is DHE-RSA-AES128-GCM-SHA256', out)
+        self.assertRegex(out, r'Server Temp Key: DH, 2048 bits')
+        # The server's preference still puts ECDHE first.
+        rc, out = s_client(srv.tls_port, '-tls1_2')
+        self.assertEqual(rc, 0, out)
+        self.assertIn('Cipher is ECDHE-RSA-AES128-GCM-SHA256', out)
