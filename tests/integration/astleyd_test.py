@@ -955,10 +955,9 @@ def socket_inodes(pid):
     return out
 
 
-def tcp_table():
-    """[(local port, remote port, state, inode)] from /proc/net/tcp{,6}
-    (state 0x0A is LISTEN, 0x01 ESTABLISHED)."""
-    rows = []
+def _proc_tcp():
+    """The fields of every line of /proc/net/tcp{,6} (local address,
+    remote address, state, tx:rx queues... inode at 9)."""
     for name in ('/proc/net/tcp', '/proc/net/tcp6'):
         try:
             with open(name) as f:
@@ -967,12 +966,19 @@ def tcp_table():
             continue
         for line in lines:
             w = line.split()
-            if len(w) < 10:
-                continue
-            rows.append((int(w[1].rsplit(':', 1)[1], 16),
-                         int(w[2].rsplit(':', 1)[1], 16), int(w[3], 16),
-                         int(w[9])))
-    return rows
+            if len(w) >= 10:
+                yield w
+
+
+def _port(addr):
+    return int(addr.rsplit(':', 1)[1], 16)
+
+
+def tcp_table():
+    """[(local port, remote port, state, inode)] from /proc/net/tcp{,6}
+    (state 0x0A is LISTEN, 0x01 ESTABLISHED)."""
+    return [(_port(w[1]), _port(w[2]), int(w[3], 16), int(w[9]))
+            for w in _proc_tcp()]
 
 
 def listening_sockets(pid):
@@ -1036,24 +1042,13 @@ def tcp_sockets(port=None):
     server end of a client connection is (server port, client port).
     State 0x01 is ESTABLISHED; rx_queue counts bytes not read yet; inode
     is 0 while a connection waits in the listen queue."""
-    tag = None if port is None else ':%04X ' % port
     out = {}
-    for name in ('/proc/net/tcp', '/proc/net/tcp6'):
-        try:
-            with open(name) as f:
-                lines = f.read().splitlines()[1:]
-        except OSError:
+    for w in _proc_tcp():
+        key = (_port(w[1]), _port(w[2]))
+        if port is not None and port not in key:
             continue
-        for line in lines:
-            if tag is not None and tag not in line:
-                continue
-            w = line.split()
-            if len(w) < 10:
-                continue
-            key = (int(w[1].rsplit(':', 1)[1], 16),
-                   int(w[2].rsplit(':', 1)[1], 16))
-            state = int(w[3], 16)
-            if key in out and state == 0x06:
-                continue        # TIME_WAIT of an earlier connection
-            out[key] = (state, int(w[4].split(':')[1], 16), int(w[9]))
+        state = int(w[3], 16)
+        if key in out and state == 0x06:
+            continue        # TIME_WAIT of an earlier connection
+        out[key] = (state, int(w[4].split(':')[1], 16), int(w[9]))
     return out
