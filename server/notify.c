@@ -20,7 +20,7 @@ notify_send(const char *fmt, ...)
 {
 	struct sockaddr_un	 sun;
 	const char		*path = getenv("NOTIFY_SOCKET");
-	char			 msg[512];
+	char			 msg[512];	/* what systemd reads */
 	socklen_t		 len;
 	va_list			 ap;
 	int			 fd, n;
@@ -40,8 +40,17 @@ notify_send(const char *fmt, ...)
 	va_start(ap, fmt);
 	n = vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(msg))
+	if (n < 0)
 		return;
+	/*
+	 * Too long for one datagram systemd takes: cut the tail, which is
+	 * always STATUS=, rather than drop a READY=1 with it (the unit would
+	 * stay "reloading").
+	 */
+	if ((size_t)n >= sizeof(msg)) {
+		n = sizeof(msg) - 1;
+		memcpy(msg + n - 3, "...", 3);
+	}
 	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
 		return;
 	if (sendto(fd, msg, n, MSG_NOSIGNAL, (struct sockaddr *)&sun, len) !=

@@ -606,6 +606,15 @@ class NotifyTest(ServerTestCase):
         self.assertEqual(pid, srv.pid)
         self.assertIn('bogus_directive', f.get('STATUS', ''))
         self.assertEqual(set(srv.worker_pids()), workers)
+        # An error too long for one notify datagram is cut; READY=1 is
+        # never dropped with it.
+        srv.write_conf(good + 'x' * 600 + ' on\n')
+        srv.signal(signal.SIGHUP)
+        ns.expect('RELOADING')
+        pid, f = ns.expect('READY')
+        self.assertEqual(f['READY'], '1')
+        self.assertTrue(f.get('STATUS', '').endswith('xxx...'), f)
+        self.assertLess(len('READY=1\nSTATUS=' + f['STATUS']), 512)
         srv.write_conf(good)
 
         srv.signal(signal.SIGTERM)
