@@ -120,6 +120,21 @@ set_sandbox(struct conf_ctx *ctx, struct conf *conf,
 	return 0;
 }
 
+/* tls_key_process on|off. */
+static int
+set_tls_key_process(struct conf_ctx *ctx, struct conf *conf,
+    const struct conf_directive *d, const char *v)
+{
+	if (strcmp(v, "on") == 0)
+		conf->tls_key_process = 1;
+	else if (strcmp(v, "off") == 0)
+		conf->tls_key_process = 0;
+	else
+		return conf_error(ctx, "%s: invalid value \"%s\" (on or off)",
+		    d->name, v);
+	return 0;
+}
+
 /* A number with an optional unit; the units table maps suffix to factor. */
 struct conf_unit {
 	const char	*suffix;
@@ -416,6 +431,7 @@ static const struct conf_directive directives[] = {
 	{ "max_body_size", set_size, OFF(max_body_size), 0,
 	    1024LL * 1024 * 1024, 0 },
 	{ "sandbox", set_sandbox, 0, 0, 0, 0 },
+	{ "tls_key_process", set_tls_key_process, 0, 0, 0, 0 },
 };
 #define NDIRECTIVES	(sizeof(directives) / sizeof(directives[0]))
 
@@ -442,6 +458,7 @@ conf_defaults(struct conf *conf)
 	conf->max_header_size = 16 * 1024;
 	conf->max_body_size = 64 * 1024;
 	conf->sandbox = CONF_SANDBOX_ON;
+	conf->tls_key_process = 1;
 }
 
 /* The line a directive was set on, 0 when the file left it out. */

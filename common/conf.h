@@ -60,6 +60,7 @@ struct conf {
 	long long		 max_header_size;
 	long long		 max_body_size;
 	int			 sandbox;	/* CONF_SANDBOX_* */
+	int			 tls_key_process; /* the key in its own process */
 };
 
 /* The sandbox directive: what a worker enters before its first accept. */

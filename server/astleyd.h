@@ -28,6 +28,12 @@ struct listener {
 	int			 fd;
 };
 
+/* The key process of a generation, as the master sees it. */
+struct keyproc {
+	pid_t			 pid;	/* 0: none */
+	int			 fd;	/* hands it the workers' sockets */
+};
+
 /* What the master owns and every worker inherits at fork. */
 struct server {
 	struct conf		 conf;
@@ -42,6 +48,7 @@ struct server {
 	char			 ctl_path[PATH_MAX];
 	int			 ready[2];	/* workers -> master: pids */
 	int			 draining;	/* a graceful stop is waiting */
+	struct keyproc		 keyproc;	/* pid 0 with tls_key_process off */
 };
 
 /* listener.c */
@@ -53,6 +60,7 @@ void	listeners_close(struct listener *, int);
 /* master.c */
 void	master_run(struct server *) __attribute__((noreturn));
 int	master_nofile(const struct conf *, char *, size_t);
+void	master_child_close(void);
 
 /* worker.c */
 #define WORKER_RUN	0
@@ -60,6 +68,16 @@ int	master_nofile(const struct conf *, char *, size_t);
 #define WORKER_STOP	2	/* fast: finish the responses being written */
 void	worker_main(struct server *) __attribute__((noreturn));
 long long	worker_nofile(const struct conf *);
+void	worker_drop_privileges(const struct conf *);
+
+/* keyproc.c */
+int	 keyproc_start(struct server *, const struct conf *, struct keyproc *,
+	    char *, size_t);
+int	 keyproc_attach(struct keyproc *);
+void	 keyproc_retire(struct keyproc *);
+int	 keyproc_reaped(pid_t, int);
+void	 keyproc_worker(int);
+EVP_PKEY *keyproc_pubkey(EVP_PKEY *);
 
 /* I/O results besides a byte count, for cleartext and TLS alike. */
 #define IO_EOF		0
@@ -118,6 +136,7 @@ int	control_client(const char *, const char *, int);
 /* sandbox.c */
 int	sandbox_check(int, char *, size_t);
 int	sandbox_enter(int);
+int	sandbox_enter_keyproc(int);
 
 /* notify.c */
 void	notify_send(const char *, ...) __attribute__((format(printf, 1, 2)));
@@ -125,6 +144,7 @@ void	notify_send(const char *, ...) __attribute__((format(printf, 1, 2)));
 /* tls.c */
 SSL_CTX	*tls_ctx_new(const struct conf *, char *, size_t);
 void	 tls_log_errors(const char *);
+EVP_PKEY *tls_key_load(const struct conf *, char *, size_t);
 void	 tls_ticket_rotate(void);
 void	 tls_ticket_wipe(void);
 SSL	*tls_conn_new(SSL_CTX *, int);

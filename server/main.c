@@ -152,6 +152,18 @@ main(int argc, char *argv[], char *envp[])
 	if (master_nofile(&srv->conf, err, sizeof(err)) == -1)
 		fprintf(stderr, "astleyd: warning: %s\n", err);
 	if (test) {
+		/* The key process's check, here in a process that exits. */
+		if (srv->conf.tls_key_process) {
+			EVP_PKEY	*key;
+
+			if ((key = tls_key_load(&srv->conf, err,
+			    sizeof(err))) == NULL) {
+				fprintf(stderr, "astleyd: %s\n", err);
+				SSL_CTX_free(srv->ssl_ctx);
+				goto conf_failed;
+			}
+			EVP_PKEY_free(key);
+		}
 		/* Log targets too, as start-up would open them. */
 		if (log_open(srv->conf.error_log, srv->conf.access_log, err,
 		    sizeof(err)) == -1) {

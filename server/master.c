@@ -55,6 +55,7 @@ static int		started;	/* the first generation was ready */
 static int		reloading;	/* sd_notify READY=1 still owed */
 static int		ctl_client = -1; /* the control client being served */
 static long long	drain_until;	/* a graceful stop starts then */
+static int		keyproc_lost;	/* the key process died: renew */
 
 static void	master_stop(struct server *, int);
 static void	master_renew(struct server *);
@@ -170,12 +171,25 @@ master_expire(void)
 	return next;
 }
 
+/* In a child: nothing of the master's control traffic goes along. */
+void
+master_child_close(void)
+{
+	int	i;
+
+	for (i = 0; i < MASTER_MAX_WAITING; i++)
+		if (waiting[i].fd != -1)
+			close(waiting[i].fd);
+	if (ctl_client != -1)
+		close(ctl_client);
+}
+
 static int
 master_spawn(struct server *srv)
 {
 	struct slot	*s = NULL;
 	pid_t		 pid;
-	int		 i;
+	int		 i, kfd = -1;
 
 	for (i = 0; i < MASTER_MAX_SLOTS && s == NULL; i++)
 		if (slots[i].pid == 0)
@@ -184,20 +198,26 @@ master_spawn(struct server *srv)
 		log_warnx("no free worker slot");
 		return -1;
 	}
+	/* The worker's own socket to the key process. */
+	if (srv->keyproc.pid != 0 && (kfd = keyproc_attach(&srv->keyproc)) ==
+	    -1)
+		return -1;
 	switch (pid = fork()) {
 	case -1:
 		log_warn("fork");
+		if (kfd != -1)
+			close(kfd);
 		return -1;
 	case 0:
-		/* Nothing of the master's control traffic goes along. */
-		for (i = 0; i < MASTER_MAX_WAITING; i++)
-			if (waiting[i].fd != -1)
-				close(waiting[i].fd);
-		if (ctl_client != -1)
-			close(ctl_client);
+		master_child_close();
+		if (srv->keyproc.fd != -1)
+			close(srv->keyproc.fd);
+		keyproc_worker(kfd);
 		worker_main(srv);
 		/* NOTREACHED */
 	}
+	if (kfd != -1)
+		close(kfd);
 	s->pid = pid;
 	s->generation = srv->generation;
 	s->ready = 0;
@@ -210,10 +230,26 @@ master_spawn(struct server *srv)
 static void
 master_maintain(struct server *srv)
 {
+	char	err[1024];
 	int	n;
 
 	if (stopping || timecache_mono_ms() < respawn_at)
 		return;
+	if (keyproc_lost) {
+		/* Its workers cannot sign: a new generation with a new one. */
+		if (keyproc_start(srv, &srv->conf, &srv->keyproc, err,
+		    sizeof(err)) == -1) {
+			log_warnx("%s", err);
+			respawn_delay = respawn_delay == 0 ? RESPAWN_MIN_MS :
+			    respawn_delay * 2 > RESPAWN_MAX_MS ?
+			    RESPAWN_MAX_MS : respawn_delay * 2;
+			respawn_at = timecache_mono_ms() + respawn_delay;
+			return;
+		}
+		keyproc_lost = 0;
+		master_renew(srv);
+		return;
+	}
 	for (n = master_count(srv->generation, 0); n < srv->conf.workers; n++)
 		if (master_spawn(srv) == -1) {
 			respawn_delay = RESPAWN_MIN_MS;
@@ -318,8 +354,19 @@ master_reap(struct server *srv)
 		for (s = NULL, i = 0; i < MASTER_MAX_SLOTS; i++)
 			if (slots[i].pid == pid)
 				s = &slots[i];
-		if (s == NULL)
+		if (s == NULL) {
+			if (pid == srv->keyproc.pid) {
+				log_warnx("key process %ld %s %d", (long)pid,
+				    WIFSIGNALED(st) ? "killed by signal" :
+				    "exited with status", WIFSIGNALED(st) ?
+				    WTERMSIG(st) : WEXITSTATUS(st));
+				keyproc_retire(&srv->keyproc);
+				keyproc_reaped(pid, 0);
+				keyproc_lost = 1;
+			} else
+				keyproc_reaped(pid, st);
 			continue;
+		}
 		s->pid = 0;
 		if (s->generation != srv->generation || stopping) {
 			if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
@@ -422,17 +469,27 @@ master_reload(struct server *srv, char *err, size_t errlen)
 	/* systemd wants CLOCK_MONOTONIC in microseconds. */
 	notify_send("RELOADING=1\nMONOTONIC_USEC=%lld", timecache_mono_us());
 	memset(&next, 0, sizeof(next));
+	next.keyproc.pid = 0;
+	next.keyproc.fd = -1;
 	if (conf_load(srv->conf.path, &next.conf, err, errlen) == -1 ||
 	    sandbox_check(next.conf.sandbox, err, errlen) == -1 ||
 	    (next.ssl_ctx = tls_ctx_new(&next.conf, err, errlen)) == NULL)
 		goto fail;
+	/* The new key, in a new key process; the old one stays for its workers. */
+	if (next.conf.tls_key_process && keyproc_start(srv, &next.conf,
+	    &next.keyproc, err, errlen) == -1) {
+		SSL_CTX_free(next.ssl_ctx);
+		goto fail;
+	}
 	if (listeners_open(&next, &next.conf, srv, err, errlen) == -1) {
+		keyproc_retire(&next.keyproc);
 		SSL_CTX_free(next.ssl_ctx);
 		goto fail;
 	}
 	if (log_open(next.conf.error_log, next.conf.access_log, err,
 	    errlen) == -1) {
 		listeners_release(&next, srv);
+		keyproc_retire(&next.keyproc);
 		SSL_CTX_free(next.ssl_ctx);
 		goto fail;
 	}
@@ -452,6 +509,9 @@ master_reload(struct server *srv, char *err, size_t errlen)
 	memcpy(srv->listeners, next.listeners, sizeof(srv->listeners));
 	srv->nlisteners = next.nlisteners;
 	srv->ssl_ctx = next.ssl_ctx;
+	keyproc_retire(&srv->keyproc);
+	srv->keyproc = next.keyproc;
+	keyproc_lost = 0;
 	master_renew(srv);
 	log_info("reloaded %s: generation %d, %d workers", srv->conf.path,
 	    srv->generation, srv->conf.workers);
@@ -535,6 +595,7 @@ master_exit(struct server *srv)
 	listeners_close(srv->listeners, srv->nlisteners);
 	SSL_CTX_free(srv->ssl_ctx);
 	tls_ticket_wipe();
+	keyproc_retire(&srv->keyproc);	/* it exits with its last worker */
 	control_close(srv);
 	close(srv->ready[0]);
 	close(srv->ready[1]);
@@ -609,6 +670,11 @@ master_run(struct server *srv)
 	for (i = 0; i < MASTER_MAX_WAITING; i++)
 		waiting[i].fd = -1;
 	master_signals(&waitmask);
+	srv->keyproc.pid = 0;
+	srv->keyproc.fd = -1;
+	if (srv->conf.tls_key_process && keyproc_start(srv, &srv->conf,
+	    &srv->keyproc, err, sizeof(err)) == -1)
+		fatalx("%s", err);
 	master_maintain(srv);
 
 	for (;;) {
@@ -623,7 +689,8 @@ master_run(struct server *srv)
 		if (drain_until != 0 && (wake == -1 || drain_until < wake))
 			wake = drain_until;
 		if (!stopping && respawn_at > now &&
-		    master_count(srv->generation, 0) < srv->conf.workers &&
+		    (master_count(srv->generation, 0) < srv->conf.workers ||
+		    keyproc_lost) &&
 		    (wake == -1 || respawn_at < wake))
 			wake = respawn_at;
 		tsp = NULL;

@@ -110,6 +110,9 @@ static const struct sandbox_rule sandbox_rules[] = {
 	 */
 	ALLOW(getpid),
 	ALLOW(gettid),
+	/* The blocking round trip to the key process (keyproc.c). */
+	ALLOW(poll),
+	ALLOW(ppoll),
 	/* Normally the vDSO answers these; the system calls are the fallback. */
 	ALLOW(clock_gettime),
 	ALLOW(gettimeofday),
@@ -119,6 +122,41 @@ static const struct sandbox_rule sandbox_rules[] = {
 	/* abort(3) blocks signals around raising SIGABRT. */
 	ALLOW(rt_sigprocmask),
 	/* The end. */
+	ALLOW(exit_group),
+	ALLOW(exit),
+};
+
+/*
+ * The key process (keyproc.c) needs less than a worker: its sockets,
+ * the sockets of new workers that the master passes it, and what ECDSA
+ * and RSA signing use (memory, randomness for the nonce and blinding).
+ */
+static const struct sandbox_rule sandbox_keyproc_rules[] = {
+	/* Requests and replies; recvmsg brings a new worker's socket. */
+	ALLOW(recvfrom),
+	ALLOW(sendto),
+	ALLOW(recvmsg),
+	/* Waiting for any of them; closing a worker's once it is gone. */
+	ALLOW(poll),
+	ALLOW(ppoll),
+	ALLOW(close),
+	/* Its log lines, should it have any to write. */
+	ALLOW(write),
+	ALLOW2(mmap, ARG_LACKS(2, PROT_EXEC), ARG_HAS(3, MAP_ANONYMOUS)),
+	ALLOW1(mprotect, ARG_LACKS(2, PROT_EXEC)),
+	ALLOW(munmap),
+	ALLOW(mremap),
+	ALLOW(madvise),
+	ALLOW(brk),
+	ALLOW(futex),
+	ALLOW(getrandom),
+	ALLOW(getpid),
+	ALLOW(gettid),
+	ALLOW(clock_gettime),
+	ALLOW(gettimeofday),
+	ALLOW(time),
+	ALLOW(rt_sigreturn),
+	ALLOW(rt_sigprocmask),
 	ALLOW(exit_group),
 	ALLOW(exit),
 };
@@ -150,6 +188,8 @@ static const struct sandbox_rule sandbox_sanitizer_rules[] = {
 	ALLOW(sched_yield),
 	/* /proc/PID/task and /proc/self/maps (the sanitizers' own open(2)). */
 	ALLOW(open),
+	/* Reading them: the key process's own list has no read(2). */
+	ALLOW(read),
 	ALLOW(getdents),
 	ALLOW(lseek),
 	/*
@@ -167,6 +207,10 @@ static const struct sandbox_rule sandbox_sanitizer_rules[] = {
 #endif
 
 #define NRULES(t)	(sizeof(t) / sizeof((t)[0]))
+
+/* A worker's table, or the key process's (sandbox_enter_keyproc). */
+static const struct sandbox_rule	*sandbox_table = sandbox_rules;
+static size_t				 sandbox_ntable = NRULES(sandbox_rules);
 
 /* Distinct system calls the filter allows. */
 static int
@@ -369,7 +413,7 @@ sandbox_seccomp(int mode)
 	if ((e = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH,
 	    SCMP_ACT_KILL_PROCESS)) < 0)
 		goto fail;
-	if (sandbox_add(ctx, sandbox_rules, NRULES(sandbox_rules)) == -1)
+	if (sandbox_add(ctx, sandbox_table, sandbox_ntable) == -1)
 		goto done;
 	if (sandbox_add(ctx, &tgkill_self, 1) == -1)
 		goto done;
@@ -428,4 +472,13 @@ sandbox_enter(int mode)
 		return -1;
 	}
 	return 0;
+}
+
+/* The key process's sandbox: as a worker's, with its own shorter list. */
+int
+sandbox_enter_keyproc(int mode)
+{
+	sandbox_table = sandbox_keyproc_rules;
+	sandbox_ntable = NRULES(sandbox_keyproc_rules);
+	return sandbox_enter(mode);
 }

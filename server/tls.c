@@ -13,6 +13,7 @@
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 
@@ -158,8 +159,9 @@ tls_check_file(const char *directive, const char *path, char *err,
 SSL_CTX *
 tls_ctx_new(const struct conf *conf, char *err, size_t errlen)
 {
-	SSL_CTX	*ctx;
-	char	 ebuf[256];
+	SSL_CTX		*ctx;
+	EVP_PKEY	*pub = NULL;
+	char		 ebuf[256];
 
 	ERR_clear_error();
 	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
@@ -211,6 +213,25 @@ tls_ctx_new(const struct conf *conf, char *err, size_t errlen)
 		    conf->tls_certificate, tls_error_string(ebuf, sizeof(ebuf)));
 		goto fail;
 	}
+	if (conf->tls_key_process) {
+		/*
+		 * The key stays in the key process (keyproc.c), which checks
+		 * it against the certificate; the workers get the public key
+		 * with the private operations sent there.
+		 */
+		if ((pub = keyproc_pubkey(SSL_CTX_get0_certificate(ctx) ==
+		    NULL ? NULL : X509_get0_pubkey(
+		    SSL_CTX_get0_certificate(ctx)))) == NULL ||
+		    !SSL_CTX_use_PrivateKey(ctx, pub)) {
+			snprintf(err, errlen, "tls_certificate %s: %s",
+			    conf->tls_certificate,
+			    tls_error_string(ebuf, sizeof(ebuf)));
+			EVP_PKEY_free(pub);
+			goto fail;
+		}
+		EVP_PKEY_free(pub);
+		return ctx;
+	}
 	if (tls_check_file("tls_certificate_key", conf->tls_certificate_key,
 	    err, errlen) == -1)
 		goto fail;
@@ -230,6 +251,52 @@ tls_ctx_new(const struct conf *conf, char *err, size_t errlen)
 	return ctx;
  fail:
 	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+/*
+ * The private key of CONF, checked against its certificate, for the key
+ * process (and astleyd -t); NULL with the reason as tls_ctx_new gives it.
+ */
+EVP_PKEY *
+tls_key_load(const struct conf *conf, char *err, size_t errlen)
+{
+	EVP_PKEY	*key = NULL;
+	X509		*cert = NULL;
+	BIO		*bio = NULL;
+	char		 ebuf[256];
+
+	ERR_clear_error();
+	if (tls_check_file("tls_certificate_key", conf->tls_certificate_key,
+	    err, errlen) == -1)
+		return NULL;
+	if ((bio = BIO_new_file(conf->tls_certificate_key, "r")) == NULL ||
+	    (key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL)) == NULL) {
+		snprintf(err, errlen, "tls_certificate_key %s: %s",
+		    conf->tls_certificate_key,
+		    tls_error_string(ebuf, sizeof(ebuf)));
+		goto fail;
+	}
+	BIO_free(bio);
+	if ((bio = BIO_new_file(conf->tls_certificate, "r")) == NULL ||
+	    (cert = PEM_read_bio_X509(bio, NULL, NULL, NULL)) == NULL) {
+		snprintf(err, errlen, "tls_certificate %s: %s",
+		    conf->tls_certificate, tls_error_string(ebuf, sizeof(ebuf)));
+		goto fail;
+	}
+	if (!X509_check_private_key(cert, key)) {
+		snprintf(err, errlen, "tls_certificate_key %s does not match "
+		    "tls_certificate %s: %s", conf->tls_certificate_key,
+		    conf->tls_certificate, tls_error_string(ebuf, sizeof(ebuf)));
+		goto fail;
+	}
+	BIO_free(bio);
+	X509_free(cert);
+	return key;
+ fail:
+	BIO_free(bio);
+	X509_free(cert);
+	EVP_PKEY_free(key);
 	return NULL;
 }
 

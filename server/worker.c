@@ -67,7 +67,7 @@ worker_sighdlr(int sig)
  * setgroups, setresgid, setresuid, then prove root cannot come back: from
  * here on the process may parse hostile bytes.
  */
-static void
+void
 worker_drop_privileges(const struct conf *conf)
 {
 	if (geteuid() != 0)

@@ -31,6 +31,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
 BIN = os.environ.get('ASTLEYD_BIN') or os.path.join(ROOT, 'build', 'asan',
                                                     'astleyd')
 LEAVE = os.environ.get('ASTLEYD_TEST_LEAVE') == '1'
+KEYPROC_TITLE = 'astleyd: key process'
 LYRICS_PATH = os.path.join(ROOT, 'server', 'lyrics.txt')
 LYRICS_SHA256 = ('aae46153ab1dc03765dc9c6b624126344aba0c1cc798444c4eccf915'
                  'c98a7a34')
@@ -665,9 +666,15 @@ class Server:
                              % (self.listen[0], timeout, last, self.read_log()))
 
     def worker_pids(self):
-        w = children(self.pid)
-        self.seen_workers.update(w)
-        return w
+        """The master's children but its key process (tls_key_process)."""
+        c = children(self.pid)
+        self.seen_workers.update(c)
+        return [p for p in c if cmdline(p) != KEYPROC_TITLE]
+
+    def keyproc_pids(self):
+        c = children(self.pid)
+        self.seen_workers.update(c)
+        return [p for p in c if cmdline(p) == KEYPROC_TITLE]
 
     def wait_workers(self, n=None, exclude=(), timeout=5.0):
         """Poll until there are N workers none of which is in EXCLUDE."""

@@ -15,7 +15,7 @@ import unittest
 
 import astleyd_test as T
 from astleyd_test import (IO_TIMEOUT, START_TIMEOUT, ServerTestCase,
-                          alive, children, cmdline, connect, control,
+                          alive, cmdline, connect, control,
                           is_root, occupy_port, port_bindable, proc_state,
                           request, run_bin, wait_for)
 
@@ -335,7 +335,7 @@ class RespawnTest(LifecycleTestCase):
         t0 = time.monotonic()
         # Kill every worker the moment it appears, for 3 seconds.
         while time.monotonic() - t0 < 3:
-            for p in children(srv.pid):
+            for p in srv.worker_pids():
                 if p not in killed:
                     try:
                         os.kill(p, signal.SIGKILL)
