@@ -312,31 +312,42 @@ keyproc_sign(EVP_PKEY_CTX *ec, RSA *rsa, int fd)
 	return 0;
 }
 
-/* Key process: a worker's socket from the master. */
-static int
-keyproc_recv_fd(int ctl, int *fd)
-{
-	struct msghdr	 msg;
-	struct cmsghdr	*cmsg;
-	struct iovec	 iov;
-	char		 c;
+/* One byte and room for one descriptor, for passing a worker's socket. */
+struct keyproc_fdmsg {
+	struct msghdr	msg;
+	struct iovec	iov;
+	char		c;
 	union {
 		struct cmsghdr	hdr;
 		char		buf[CMSG_SPACE(sizeof(int))];
 	} cm;
-	ssize_t		 n;
+};
+
+static void
+keyproc_fdmsg_init(struct keyproc_fdmsg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->iov.iov_base = &m->c;
+	m->iov.iov_len = 1;
+	m->msg.msg_iov = &m->iov;
+	m->msg.msg_iovlen = 1;
+	m->msg.msg_control = m->cm.buf;
+	m->msg.msg_controllen = sizeof(m->cm.buf);
+}
+
+/* Key process: a worker's socket from the master. */
+static int
+keyproc_recv_fd(int ctl, int *fd)
+{
+	struct keyproc_fdmsg	 m;
+	struct cmsghdr		*cmsg;
+	ssize_t			 n;
 
 	*fd = -1;
-	memset(&msg, 0, sizeof(msg));
-	iov.iov_base = &c;
-	iov.iov_len = 1;
-	msg.msg_iov = &iov;
-	msg.msg_iovlen = 1;
-	msg.msg_control = cm.buf;
-	msg.msg_controllen = sizeof(cm.buf);
-	if ((n = recvmsg(ctl, &msg, MSG_CMSG_CLOEXEC)) <= 0)
+	keyproc_fdmsg_init(&m);
+	if ((n = recvmsg(ctl, &m.msg, MSG_CMSG_CLOEXEC)) <= 0)
 		return n == -1 && errno == EINTR ? 0 : -1;
-	cmsg = CMSG_FIRSTHDR(&msg);
+	cmsg = CMSG_FIRSTHDR(&m.msg);
 	if (cmsg != NULL && cmsg->cmsg_level == SOL_SOCKET &&
 	    cmsg->cmsg_type == SCM_RIGHTS &&
 	    cmsg->cmsg_len == CMSG_LEN(sizeof(int)))
@@ -523,15 +534,9 @@ keyproc_start(struct server *srv, const struct conf *conf, struct keyproc *kp,
 int
 keyproc_attach(struct keyproc *kp)
 {
-	struct msghdr	 msg;
-	struct cmsghdr	*cmsg;
-	struct iovec	 iov;
-	char		 c = 0;
-	union {
-		struct cmsghdr	hdr;
-		char		buf[CMSG_SPACE(sizeof(int))];
-	} cm;
-	int		 sv[2];
+	struct keyproc_fdmsg	 m;
+	struct cmsghdr		*cmsg;
+	int			 sv[2];
 
 	if (kp->fd == -1)
 		return -1;
@@ -539,20 +544,13 @@ keyproc_attach(struct keyproc *kp)
 		log_warn("key process: socketpair");
 		return -1;
 	}
-	memset(&msg, 0, sizeof(msg));
-	memset(&cm, 0, sizeof(cm));
-	iov.iov_base = &c;
-	iov.iov_len = 1;
-	msg.msg_iov = &iov;
-	msg.msg_iovlen = 1;
-	msg.msg_control = cm.buf;
-	msg.msg_controllen = sizeof(cm.buf);
-	cmsg = CMSG_FIRSTHDR(&msg);
+	keyproc_fdmsg_init(&m);
+	cmsg = CMSG_FIRSTHDR(&m.msg);
 	cmsg->cmsg_level = SOL_SOCKET;
 	cmsg->cmsg_type = SCM_RIGHTS;
 	cmsg->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(cmsg), &sv[1], sizeof(int));
-	if (sendmsg(kp->fd, &msg, MSG_NOSIGNAL) != 1) {
+	if (sendmsg(kp->fd, &m.msg, MSG_NOSIGNAL) != 1) {
 		log_warn("key process: sendmsg");
 		close(sv[0]);
 		close(sv[1]);

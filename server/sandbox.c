@@ -74,22 +74,20 @@ struct sandbox_rule {
 #define ARG_LACKS(n, bits)	ARG(n, SCMP_CMP_MASKED_EQ, bits, 0)
 #define ARG_HAS(n, bits)	ARG(n, SCMP_CMP_MASKED_EQ, bits, bits)
 
-static const struct sandbox_rule sandbox_rules[] = {
-	/* Client bytes, the eventfd, the access log: recv and send are these. */
-	ALLOW(read),
-	ALLOW(write),
+/*
+ * What both sandboxed processes need: their sockets' bytes, memory for
+ * the allocators and OpenSSL, and the few calls libc makes on its own.
+ */
+static const struct sandbox_rule sandbox_base_rules[] = {
+	/* Requests and replies: recv and send are these. */
 	ALLOW(recvfrom),
-	/* send(2) to clients; syslog(3) on its socket, connected before. */
 	ALLOW(sendto),
-	/* The only way in: new connections, non-blocking and close-on-exec. */
-	ALLOW1(accept4, ARG_EQ(3, SOCK_CLOEXEC | SOCK_NONBLOCK)),
-	/* Lingering close sends our FIN and drains the rest. */
-	ALLOW(shutdown),
+	/* The eventfd, the ready pipe, the log files. */
+	ALLOW(write),
 	ALLOW(close),
-	/* The event loop. */
-	ALLOW(epoll_wait),
-	ALLOW(epoll_pwait),
-	ALLOW(epoll_ctl),
+	/* The round trip between a worker and the key process (keyproc.c). */
+	ALLOW(poll),
+	ALLOW(ppoll),
 	/*
 	 * The allocators (glibc malloc for OpenSSL and the connections):
 	 * anonymous memory only, never executable.
@@ -102,22 +100,19 @@ static const struct sandbox_rule sandbox_rules[] = {
 	ALLOW(brk),
 	/* OpenSSL's locks and run-once initialisation. */
 	ALLOW(futex),
-	/* OpenSSL's DRBG reseeds from the kernel (handshakes, ticket IVs). */
+	/* OpenSSL's DRBG: handshakes, ticket IVs, ECDSA nonces, blinding. */
 	ALLOW(getrandom),
 	/*
 	 * OpenSSL's fork check, the log lines' pid; abort(3) signals
-	 * itself (tgkill to our own pid only, below).
+	 * itself (tgkill to our own pid only, in sandbox_seccomp).
 	 */
 	ALLOW(getpid),
 	ALLOW(gettid),
-	/* The blocking round trip to the key process (keyproc.c). */
-	ALLOW(poll),
-	ALLOW(ppoll),
 	/* Normally the vDSO answers these; the system calls are the fallback. */
 	ALLOW(clock_gettime),
 	ALLOW(gettimeofday),
 	ALLOW(time),
-	/* Returning from the stop, drain and wake-up signal handlers. */
+	/* Returning from signal handlers. */
 	ALLOW(rt_sigreturn),
 	/* abort(3) blocks signals around raising SIGABRT. */
 	ALLOW(rt_sigprocmask),
@@ -126,39 +121,26 @@ static const struct sandbox_rule sandbox_rules[] = {
 	ALLOW(exit),
 };
 
+/* A worker, besides the base. */
+static const struct sandbox_rule sandbox_rules[] = {
+	/* Client bytes over TLS (OpenSSL's socket BIO), the eventfd. */
+	ALLOW(read),
+	/* The only way in: new connections, non-blocking and close-on-exec. */
+	ALLOW1(accept4, ARG_EQ(3, SOCK_CLOEXEC | SOCK_NONBLOCK)),
+	/* Lingering close sends our FIN and drains the rest. */
+	ALLOW(shutdown),
+	/* The event loop. */
+	ALLOW(epoll_wait),
+	ALLOW(epoll_pwait),
+	ALLOW(epoll_ctl),
+};
+
 /*
- * The key process (keyproc.c) needs less than a worker: its sockets,
- * the sockets of new workers that the master passes it, and what ECDSA
- * and RSA signing use (memory, randomness for the nonce and blinding).
+ * The key process (keyproc.c), besides the base: the sockets of new
+ * workers, which the master passes it.
  */
 static const struct sandbox_rule sandbox_keyproc_rules[] = {
-	/* Requests and replies; recvmsg brings a new worker's socket. */
-	ALLOW(recvfrom),
-	ALLOW(sendto),
 	ALLOW(recvmsg),
-	/* Waiting for any of them; closing a worker's once it is gone. */
-	ALLOW(poll),
-	ALLOW(ppoll),
-	ALLOW(close),
-	/* Its log lines, should it have any to write. */
-	ALLOW(write),
-	ALLOW2(mmap, ARG_LACKS(2, PROT_EXEC), ARG_HAS(3, MAP_ANONYMOUS)),
-	ALLOW1(mprotect, ARG_LACKS(2, PROT_EXEC)),
-	ALLOW(munmap),
-	ALLOW(mremap),
-	ALLOW(madvise),
-	ALLOW(brk),
-	ALLOW(futex),
-	ALLOW(getrandom),
-	ALLOW(getpid),
-	ALLOW(gettid),
-	ALLOW(clock_gettime),
-	ALLOW(gettimeofday),
-	ALLOW(time),
-	ALLOW(rt_sigreturn),
-	ALLOW(rt_sigprocmask),
-	ALLOW(exit_group),
-	ALLOW(exit),
 };
 
 #ifdef SANDBOX_SANITIZER
@@ -208,7 +190,7 @@ static const struct sandbox_rule sandbox_sanitizer_rules[] = {
 
 #define NRULES(t)	(sizeof(t) / sizeof((t)[0]))
 
-/* A worker's table, or the key process's (sandbox_enter_keyproc). */
+/* Beside the base: a worker's table, or the key process's. */
 static const struct sandbox_rule	*sandbox_table = sandbox_rules;
 static size_t				 sandbox_ntable = NRULES(sandbox_rules);
 
@@ -216,11 +198,13 @@ static size_t				 sandbox_ntable = NRULES(sandbox_rules);
 static int
 sandbox_ncalls(void)
 {
-	int	nrs[NRULES(sandbox_rules) + 64], n = 0, i, j, k;
+	int	nrs[NRULES(sandbox_base_rules) + NRULES(sandbox_rules) + 64];
+	int	n = 0, i, j, k;
 	struct {
 		const struct sandbox_rule	*r;
 		size_t				 n;
 	} tabs[] = {
+		{ sandbox_base_rules, NRULES(sandbox_base_rules) },
 		{ sandbox_rules, NRULES(sandbox_rules) },
 #ifdef SANDBOX_SANITIZER
 		{ sandbox_sanitizer_rules, NRULES(sandbox_sanitizer_rules) },
@@ -413,7 +397,9 @@ sandbox_seccomp(int mode)
 	if ((e = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH,
 	    SCMP_ACT_KILL_PROCESS)) < 0)
 		goto fail;
-	if (sandbox_add(ctx, sandbox_table, sandbox_ntable) == -1)
+	if (sandbox_add(ctx, sandbox_base_rules,
+	    NRULES(sandbox_base_rules)) == -1 ||
+	    sandbox_add(ctx, sandbox_table, sandbox_ntable) == -1)
 		goto done;
 	if (sandbox_add(ctx, &tgkill_self, 1) == -1)
 		goto done;
