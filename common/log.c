@@ -87,28 +87,57 @@ log_target(const char *what, const char *v, int *mode, int *fd, char *err,
 	return 0;
 }
 
+/*
+ * Opens the targets without using them yet, so that a reload can fail
+ * at a later step and leave the running logs alone.
+ */
 int
-log_open(const char *error_log, const char *access_log, char *err,
-    size_t errlen)
+log_prepare(const char *error_log, const char *access_log,
+    struct log_files *lf, char *err, size_t errlen)
 {
-	int	em, ef, am, af;
-
-	if (log_target("error_log", error_log, &em, &ef, err, errlen) == -1)
+	if (log_target("error_log", error_log, &lf->err_mode, &lf->err_fd,
+	    err, errlen) == -1)
 		return -1;
-	if (log_target("access_log", access_log, &am, &af, err, errlen) ==
-	    -1) {
-		if (ef != -1)
-			close(ef);
+	if (log_target("access_log", access_log, &lf->acc_mode, &lf->acc_fd,
+	    err, errlen) == -1) {
+		if (lf->err_fd != -1)
+			close(lf->err_fd);
 		return -1;
 	}
+	return 0;
+}
+
+void
+log_commit(const struct log_files *lf)
+{
 	if (err_fd != -1)
 		close(err_fd);
 	if (acc_fd != -1)
 		close(acc_fd);
-	err_mode = em;
-	err_fd = ef;
-	acc_mode = am;
-	acc_fd = af;
+	err_mode = lf->err_mode;
+	err_fd = lf->err_fd;
+	acc_mode = lf->acc_mode;
+	acc_fd = lf->acc_fd;
+}
+
+void
+log_discard(const struct log_files *lf)
+{
+	if (lf->err_fd != -1)
+		close(lf->err_fd);
+	if (lf->acc_fd != -1)
+		close(lf->acc_fd);
+}
+
+int
+log_open(const char *error_log, const char *access_log, char *err,
+    size_t errlen)
+{
+	struct log_files	lf;
+
+	if (log_prepare(error_log, access_log, &lf, err, errlen) == -1)
+		return -1;
+	log_commit(&lf);
 	return 0;
 }
 

@@ -71,8 +71,8 @@ long long	worker_nofile(const struct conf *);
 void	worker_drop_privileges(const struct conf *);
 
 /* keyproc.c */
-int	 keyproc_start(struct server *, const struct conf *, struct keyproc *,
-	    char *, size_t);
+int	 keyproc_start(struct server *, struct server *,
+	    const struct log_files *, char *, size_t);
 int	 keyproc_attach(struct keyproc *);
 void	 keyproc_retire(struct keyproc *);
 int	 keyproc_reaped(pid_t, int);

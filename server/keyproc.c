@@ -458,14 +458,18 @@ keyproc_main(const struct conf *conf, int ctl)
 }
 
 /*
- * Master: forks the key process for CONF and waits until it holds the
- * key and is confined.  0, or -1 with the reason (a key that does not
- * load or match the certificate is reported as tls_ctx_new did).
+ * Master: forks the key process for NEXT's configuration into
+ * NEXT->keyproc and waits until it holds the key and is confined.  NEXT
+ * is SRV itself, or a reload's pending state with the log files it
+ * prepared (LOGS, or NULL).  0, or -1 with the reason (a key that does
+ * not load or match the certificate is reported as tls_ctx_new did).
  */
 int
-keyproc_start(struct server *srv, const struct conf *conf, struct keyproc *kp,
-    char *err, size_t errlen)
+keyproc_start(struct server *srv, struct server *next,
+    const struct log_files *logs, char *err, size_t errlen)
 {
+	const struct conf *conf = &next->conf;
+	struct keyproc	*kp = &next->keyproc;
 	struct pollfd	pfd;
 	char		msg[1024];
 	ssize_t		n;
@@ -492,6 +496,10 @@ keyproc_start(struct server *srv, const struct conf *conf, struct keyproc *kp,
 		if (srv->keyproc.fd != -1)
 			close(srv->keyproc.fd);
 		listeners_close(srv->listeners, srv->nlisteners);
+		if (next != srv)
+			listeners_release(next, srv);	/* the reload's new ones */
+		if (logs != NULL)
+			log_commit(logs);	/* it logs where its workers will */
 		if (srv->pidfh != NULL)
 			pidfile_close(srv->pidfh);
 		if (srv->lifeline != -1)

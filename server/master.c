@@ -52,6 +52,7 @@ static long long	respawn_at;	/* no spawning before this */
 static int		respawn_delay;	/* grows while workers keep failing */
 static int		stopping;	/* 0, WORKER_QUIT or WORKER_STOP */
 static int		started;	/* the first generation was ready */
+static int		start_failed;	/* a daemon's workers could not start */
 static int		reloading;	/* sd_notify READY=1 still owed */
 static int		ctl_client = -1; /* the control client being served */
 static long long	drain_until;	/* a graceful stop starts then */
@@ -237,8 +238,7 @@ master_maintain(struct server *srv)
 		return;
 	if (keyproc_lost) {
 		/* Its workers cannot sign: a new generation with a new one. */
-		if (keyproc_start(srv, &srv->conf, &srv->keyproc, err,
-		    sizeof(err)) == -1) {
+		if (keyproc_start(srv, srv, NULL, err, sizeof(err)) == -1) {
 			log_warnx("%s", err);
 			respawn_delay = respawn_delay == 0 ? RESPAWN_MIN_MS :
 			    respawn_delay * 2 > RESPAWN_MAX_MS ?
@@ -331,7 +331,8 @@ master_read_ready(struct server *srv)
 			for (j = 0; j < MASTER_MAX_SLOTS; j++)
 				if (slots[j].pid == pids[i])
 					slots[j].ready = 1;
-	if (master_count(srv->generation, 1) >= srv->conf.workers) {
+	if (master_count(srv->generation, 1) >= srv->conf.workers &&
+	    !stopping) {
 		if (!started)
 			master_ready(srv);
 		if (reloading)
@@ -398,6 +399,7 @@ master_reap(struct server *srv)
 		if (!started && srv->lifeline != -1) {
 			/* A daemon whose workers cannot start did not start. */
 			log_warnx("workers failed to start");
+			start_failed = 1;
 			master_stop(srv, WORKER_STOP);
 			continue;
 		}
@@ -464,6 +466,7 @@ static int
 master_reload(struct server *srv, char *err, size_t errlen)
 {
 	static struct server	 next;
+	struct log_files	 logs;
 	char			 nofile[256];
 
 	/* systemd wants CLOCK_MONOTONIC in microseconds. */
@@ -475,24 +478,19 @@ master_reload(struct server *srv, char *err, size_t errlen)
 	    sandbox_check(next.conf.sandbox, err, errlen) == -1 ||
 	    (next.ssl_ctx = tls_ctx_new(&next.conf, err, errlen)) == NULL)
 		goto fail;
-	/* The new key, in a new key process; the old one stays for its workers. */
-	if (next.conf.tls_key_process && keyproc_start(srv, &next.conf,
-	    &next.keyproc, err, errlen) == -1) {
-		SSL_CTX_free(next.ssl_ctx);
-		goto fail;
-	}
-	if (listeners_open(&next, &next.conf, srv, err, errlen) == -1) {
-		keyproc_retire(&next.keyproc);
-		SSL_CTX_free(next.ssl_ctx);
-		goto fail;
-	}
-	if (log_open(next.conf.error_log, next.conf.access_log, err,
-	    errlen) == -1) {
-		listeners_release(&next, srv);
-		keyproc_retire(&next.keyproc);
-		SSL_CTX_free(next.ssl_ctx);
-		goto fail;
-	}
+	if (listeners_open(&next, &next.conf, srv, err, errlen) == -1)
+		goto fail_ctx;
+	if (log_prepare(next.conf.error_log, next.conf.access_log, &logs, err,
+	    errlen) == -1)
+		goto fail_listeners;
+	/*
+	 * The new key, in a new key process (the old one stays for its
+	 * workers): last, so a reload that fails leaves no process behind.
+	 */
+	if (next.conf.tls_key_process && keyproc_start(srv, &next, &logs, err,
+	    errlen) == -1)
+		goto fail_logs;
+	log_commit(&logs);
 	if (master_nofile(&next.conf, nofile, sizeof(nofile)) == -1)
 		log_warnx("%s", nofile);
 	if (strcmp(next.conf.pidfile, srv->conf.pidfile) != 0)
@@ -518,6 +516,12 @@ master_reload(struct server *srv, char *err, size_t errlen)
 	/* READY=1 once the new generation accepts: master_read_ready. */
 	reloading = 1;
 	return 0;
+ fail_logs:
+	log_discard(&logs);
+ fail_listeners:
+	listeners_release(&next, srv);
+ fail_ctx:
+	SSL_CTX_free(next.ssl_ctx);
  fail:
 	log_warnx("reload failed, keeping the old configuration: %s", err);
 	notify_send("READY=1\nSTATUS=reload failed: %s", err);
@@ -606,7 +610,8 @@ master_exit(struct server *srv)
 	for (i = 0; i < MASTER_MAX_WAITING; i++)
 		if (waiting[i].fd != -1)
 			close(waiting[i].fd);
-	exit(started ? 0 : 1);
+	/* A stop asked for during start-up is a clean exit. */
+	exit(start_failed ? 1 : 0);
 }
 
 static void
@@ -672,8 +677,8 @@ master_run(struct server *srv)
 	master_signals(&waitmask);
 	srv->keyproc.pid = 0;
 	srv->keyproc.fd = -1;
-	if (srv->conf.tls_key_process && keyproc_start(srv, &srv->conf,
-	    &srv->keyproc, err, sizeof(err)) == -1)
+	if (srv->conf.tls_key_process && keyproc_start(srv, srv, NULL, err,
+	    sizeof(err)) == -1)
 		fatalx("%s", err);
 	master_maintain(srv);
 

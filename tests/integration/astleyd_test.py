@@ -597,7 +597,7 @@ class Server:
 
     # --- lifecycle
 
-    def start(self):
+    def start(self, wait=True):
         self.log = open(self.logpath, 'ab')
         args = [BIN, '-f', self.conf] if self.daemon else \
             [BIN, '-d', '-f', self.conf]
@@ -632,7 +632,8 @@ class Server:
                 self.bound_at_launch = False
         else:
             self.pid = self.proc.pid
-        self.wait_ready()
+        if wait:
+            self.wait_ready()
 
     def read_pidfile(self):
         with open(self.pidfile) as f:
@@ -666,10 +667,12 @@ class Server:
                              % (self.listen[0], timeout, last, self.read_log()))
 
     def worker_pids(self):
-        """The master's children but its key process (tls_key_process)."""
+        """The master's live children but its key process
+        (tls_key_process).  A child that exited and is not reaped yet
+        (an empty title) is not a worker."""
         c = children(self.pid)
         self.seen_workers.update(c)
-        return [p for p in c if cmdline(p) != KEYPROC_TITLE]
+        return [p for p in c if cmdline(p) not in (KEYPROC_TITLE, '', None)]
 
     def keyproc_pids(self):
         c = children(self.pid)

@@ -13,10 +13,10 @@ import threading
 import time
 import unittest
 
-from astleyd_test import (IO_TIMEOUT, Conn, ServerTestCase, alive, connect,
-                          control, free_port, listening_sockets, make_certs,
-                          occupy_port, read_lyrics, request, socket_inodes,
-                          socket_owner, tls_context, wait_for)
+from astleyd_test import (IO_TIMEOUT, Conn, ServerTestCase, alive, children,
+                          connect, control, free_port, listening_sockets,
+                          make_certs, occupy_port, read_lyrics, request,
+                          socket_inodes, socket_owner, tls_context, wait_for)
 
 RELOAD_OK = re.compile(r'^reload ok: generation ([0-9]+), ([0-9]+) workers '
                        r'serving\n$')
@@ -377,6 +377,11 @@ class SessionTicketTest(ReloadTestCase):
 class FailedReloadTest(ReloadTestCase):
 
     def assertUntouched(self, srv, workers, der):
+        # Nothing forked either: the master's children are the workers
+        # and the key process it had, not a new key process on its way
+        # out (the reload's last step starts one).
+        self.assertEqual([p for p in children(srv.pid) if p not in workers],
+                         srv.keyproc_pids(), 'a child came and went')
         self.assertEqual(srv.worker_pids(), workers, 'workers changed')
         self.assertServes(srv, der, n=2)
         time.sleep(0.2)
