@@ -241,7 +241,8 @@ set_listen(struct conf_ctx *ctx, struct conf *conf,
 		    CONF_MAX_LISTEN);
 	l = &conf->listen[conf->nlisten];
 	memset(l, 0, sizeof(*l));
-	l->tls = d->off;
+	l->tls = d->off == 1;
+	l->status = d->off == 2;
 
 	if (v[0] == '[') {
 		port = strstr(v, "]:");
@@ -345,7 +346,10 @@ conf_cidr_match(const struct conf_cidr *cidr, int n, const struct sockaddr *sa)
 	return 0;
 }
 
-/* "10.0.0.0/8", "::1", "2001:db8::/32"; no host bits past the prefix. */
+/*
+ * "10.0.0.0/8", "::1", "2001:db8::/32"; no host bits past the prefix.
+ * Into proxy_protocol_from, or status_allow (d->off 1).
+ */
 static int
 set_cidr(struct conf_ctx *ctx, struct conf *conf,
     const struct conf_directive *d, const char *v)
@@ -355,12 +359,13 @@ set_cidr(struct conf_ctx *ctx, struct conf *conf,
 	struct conf_cidr	*c;
 	char			 host[64];
 	const char		*slash, *errstr;
-	int			 v4, max, bits, i;
+	int			 v4, max, bits, i, *n;
 
-	if (conf->nproxy_from == CONF_MAX_CIDR)
+	n = d->off ? &conf->nstatus_allow : &conf->nproxy_from;
+	if (*n == CONF_MAX_CIDR)
 		return conf_error(ctx, "%s: too many (max %d)", d->name,
 		    CONF_MAX_CIDR);
-	c = &conf->proxy_from[conf->nproxy_from];
+	c = d->off ? &conf->status_allow[*n] : &conf->proxy_from[*n];
 	if ((slash = strchr(v, '/')) == NULL)
 		slash = v + strlen(v);
 	if ((size_t)(slash - v) >= sizeof(host))
@@ -391,7 +396,7 @@ set_cidr(struct conf_ctx *ctx, struct conf *conf,
 		if (c->addr[i / 8] & (0x80 >> (i % 8)))
 			return conf_error(ctx, "%s: \"%s\" has host bits set "
 			    "past the prefix", d->name, v);
-	conf->nproxy_from++;
+	(*n)++;
 	return 0;
  bad:
 	return conf_error(ctx, "%s: invalid address block \"%s\" (expected "
@@ -423,6 +428,8 @@ static const struct conf_directive directives[] = {
 	    MS(3600), 0 },
 	{ "drain_timeout", set_duration, OFF(drain_timeout), 0, MS(3600), 0 },
 	{ "proxy_protocol_from", set_cidr, 0, 0, 0, 1 },
+	{ "status_listen", set_listen, 2, 0, 0, 1 },
+	{ "status_allow", set_cidr, 1, 0, 0, 1 },
 	{ "keepalive_requests", set_size, OFF(keepalive_requests), 1,
 	    1000000, 0 },
 	{ "max_uri_size", set_size, OFF(max_uri_size), 256, 1024 * 1024, 0 },
@@ -486,6 +493,8 @@ conf_finish(struct conf_ctx *ctx, struct conf *conf)
 	struct conf_directive	 d_tls = { "listen_tls", NULL, 1, 0, 0, 1 };
 
 	for (i = 0; i < conf->nlisten; i++) {
+		if (conf->listen[i].status)
+			continue;
 		if (conf->listen[i].tls)
 			have_tls = 1;
 		else
@@ -502,6 +511,15 @@ conf_finish(struct conf_ctx *ctx, struct conf *conf)
 			    "balancers that may send the header",
 			    conf->listen[i].tls ? "listen_tls" : "listen",
 			    conf->listen[i].name);
+	/* The status listener answers loopback only, unless told. */
+	if (conf->nstatus_allow == 0) {
+		struct conf_directive	 d_allow = { "status_allow", NULL, 1,
+					    0, 0, 1 };
+
+		if (set_cidr(ctx, conf, &d_allow, "127.0.0.0/8") == -1 ||
+		    set_cidr(ctx, conf, &d_allow, "::1") == -1)
+			return -1;
+	}
 	if (conf->tls_certificate[0] == '\0')
 		return conf_error(ctx, "tls_certificate is required");
 	if (conf->tls_certificate_key[0] == '\0')
@@ -552,6 +570,8 @@ conf_line(struct conf_ctx *ctx, struct conf *conf, char *line)
 		return conf_error(ctx, "%s: missing value", d->name);
 	/* A listener takes one option after its address. */
 	if (n == 4 || (n == 3 && d->set != set_listen))
+		return conf_error(ctx, "%s: takes one value", d->name);
+	if (n == 3 && d->off == 2)
 		return conf_error(ctx, "%s: takes one value", d->name);
 	if (n == 3 && strcmp(word[2], "proxy_protocol") != 0)
 		return conf_error(ctx, "%s: unknown option \"%s\" (the one "

@@ -23,6 +23,7 @@ struct conf_listen {
 	int			 tls;
 	int			 any;	/* "*": [::] dual-stack, else 0.0.0.0 */
 	int			 proxy;	/* a PROXY protocol header comes first */
+	int			 status; /* status_listen: /metrics, /status */
 };
 
 /* An address block, IPv4 as IPv4-mapped IPv6. */
@@ -55,6 +56,8 @@ struct conf {
 	int			 drain_timeout;
 	struct conf_cidr	 proxy_from[CONF_MAX_CIDR];
 	int			 nproxy_from;
+	struct conf_cidr	 status_allow[CONF_MAX_CIDR];
+	int			 nstatus_allow;
 	long long		 keepalive_requests;
 	long long		 max_uri_size;
 	long long		 max_header_size;

@@ -61,6 +61,7 @@ void	listeners_close(struct listener *, int);
 void	master_run(struct server *) __attribute__((noreturn));
 int	master_nofile(const struct conf *, char *, size_t);
 void	master_child_close(void);
+void	master_sigset(sigset_t *);
 
 /* worker.c */
 #define WORKER_RUN	0
@@ -122,6 +123,8 @@ enum control_cmd {
 	CONTROL_STOP,
 	CONTROL_QUIT,
 	CONTROL_REOPEN,
+	CONTROL_STATUS,
+	CONTROL_STATUS_JSON,
 	CONTROL_MAX
 };
 int	control_command(const char *);
@@ -132,6 +135,7 @@ int	control_accept(struct server *, int *);
 void	control_reply(int, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
 int	control_client(const char *, const char *, int);
+void	control_send_status(int, size_t (*)(char *, size_t));
 
 /* sandbox.c */
 int	sandbox_check(int, char *, size_t);
@@ -148,6 +152,7 @@ EVP_PKEY *tls_key_load(const struct conf *, char *, size_t);
 void	 tls_ticket_rotate(void);
 void	 tls_ticket_wipe(void);
 SSL	*tls_conn_new(SSL_CTX *, int);
+void	 tls_conn_info(SSL *, int *, int *);
 int	 tls_handshake(SSL *);
 long	 tls_read(SSL *, void *, size_t);
 long	 tls_write(SSL *, const void *, size_t);
@@ -172,6 +177,10 @@ enum http_resp {
 	HTTP_RESP_400_PLAIN,	/* cleartext HTTP on the TLS port */
 	HTTP_RESP_HEALTHY,	/* GET /healthz while serving */
 	HTTP_RESP_DRAINING,	/* GET /healthz once a graceful stop began */
+	HTTP_RESP_403,		/* the status listener, outside status_allow */
+	HTTP_RESP_404,		/* the status listener, an unknown path */
+	HTTP_RESP_METRICS,	/* built per request: Prometheus text */
+	HTTP_RESP_STUB,		/* built per request: nginx's stub_status */
 	HTTP_RESP_MAX
 };
 enum http_conn {
@@ -189,5 +198,9 @@ int		 http_resp_status(int, size_t *);
 int		 http_resp_for_request(const struct http_request *);
 int		 http_resp_route(const struct http_request *, const char *, int,
 		    int);
+int		 http_resp_status_route(const struct http_request *,
+		    const char *, int, int);
+int		 http_dynamic_body(int);
+char		*http_dynamic_response(int, int, size_t *);
 
 #endif

@@ -29,6 +29,7 @@
 
 #include "astleyd.h"
 #include "proxy_parse.h"
+#include "status.h"
 #include "timer.h"
 
 #define CONN_OUTCAP	(16 * 1024)
@@ -62,6 +63,11 @@ enum conn_step {
 struct conn_buf {
 	SLIST_ENTRY(conn_buf)	 next;
 	struct accesslog_req	 log;
+	long long		 started[CONN_TURN + 2]; /* answered, unsent */
+	int			 nstarted;
+	char			*extra;	/* a status response, after out */
+	size_t			 extralen;
+	size_t			 extraoff;
 	char			*out;	/* CONN_OUTCAP bytes after in */
 	char			 in[];
 };
@@ -89,6 +95,9 @@ struct conn {
 	unsigned int		 chunked:1;
 	unsigned int		 tls:1;		/* a TLS port's connection */
 	unsigned int		 instance:1;	/* flips as the slot is reused */
+	unsigned int		 status:1;	/* a status_listen port's */
+	unsigned int		 allowed:1;	/* from status_allow */
+	int8_t			 gauge;		/* enum status_gauge */
 	int			 turn;		/* work done this turn */
 	int			 minor;		/* HTTP/1.minor */
 	int			 resp;		/* answer held over the body */
@@ -133,6 +142,7 @@ static struct conn_pool {
 } pool;
 
 static void	conn_close(struct conn *);
+static void	conn_steps(struct conn *);
 static int	conn_fail(struct conn *, int);
 
 int
@@ -225,6 +235,9 @@ conn_buf_get(struct conn *c)
 	}
 	c->buf = b;
 	c->inlen = c->off = c->outlen = c->outoff = 0;
+	b->nstarted = 0;
+	b->extra = NULL;
+	b->extralen = b->extraoff = 0;
 	pool.nheld++;
 	return 0;
 }
@@ -235,6 +248,7 @@ conn_buf_put(struct conn *c)
 {
 	if (c->buf == NULL)
 		return;
+	free(c->buf->extra);
 	pool.nheld--;
 	if (pool.nbufs < CONN_FREE_BUFS) {
 		SLIST_INSERT_HEAD(&pool.bufs, c->buf, next);
@@ -330,6 +344,14 @@ conn_respond(struct conn *c, int resp, int connhdr)
 	const char	*r;
 	size_t		 len;
 
+	if (resp == HTTP_RESP_METRICS || resp == HTTP_RESP_STUB) {
+		/* Nothing is queued after it: conn_head sends first. */
+		c->buf->extra = http_dynamic_response(resp, connhdr,
+		    &c->buf->extralen);
+		if (c->buf->extra == NULL)
+			c->close = 1;
+		return;
+	}
 	r = http_response(resp, connhdr, &len);
 	if (c->outlen + len > CONN_OUTCAP)
 		return;		/* never: http_response_max() was checked */
@@ -412,6 +434,18 @@ conn_proxy(struct conn *c)
 	return STEP_NEXT;
 }
 
+static void
+conn_tls_count(struct conn *c)
+{
+	int	resumed, tls13;
+
+	tls_conn_info(c->ssl, &resumed, &tls13);
+	if (resumed)
+		STATUS_INC(tls_resumed[tls13 ? STATUS_TLS13 : STATUS_TLS12]);
+	else
+		STATUS_INC(tls_full[tls13 ? STATUS_TLS13 : STATUS_TLS12]);
+}
+
 static int
 conn_handshake(struct conn *c)
 {
@@ -423,12 +457,14 @@ conn_handshake(struct conn *c)
 	case IO_PLAIN_HTTP:
 		/* Say why in cleartext, as nginx does, and close. */
 		conn_note(c, "plain HTTP request on a TLS port");
+		STATUS_INC(tls_failed);
 		tls_conn_free(c->ssl);
 		c->ssl = NULL;
 		c->idle = 0;
 		c->started = timecache_mono_us();
 		return conn_fail(c, HTTP_RESP_400_PLAIN);
 	case 1:
+		conn_tls_count(c);
 		/* The request may have come with the client's Finished. */
 		c->readable = 1;
 		c->idle = 1;
@@ -441,6 +477,7 @@ conn_handshake(struct conn *c)
 	case IO_WANT_WRITE:
 		return STEP_WRITE;
 	default:
+		STATUS_INC(tls_failed);
 		c->tls_error = 1;
 		return STEP_CLOSE;
 	}
@@ -496,11 +533,24 @@ conn_linger(struct conn *c)
  * and the connection ends, after a linger.  The log line shows the start
  * of the bytes that came, since there is no request to show.
  */
+/* The scoreboard's count of a response, and its start for the timing. */
+static void
+conn_counted(struct conn *c, int resp)
+{
+	size_t	len;
+
+	status_response(http_resp_status(resp, &len));
+	if (c->buf->nstarted < CONN_TURN + 2)
+		c->buf->started[c->buf->nstarted++] = c->started;
+}
+
 static int
 conn_fail(struct conn *c, int resp)
 {
 	if (conn_buf_get(c) == -1)
 		return STEP_CLOSE;
+	status_request();
+	conn_counted(c, resp);
 	if (log_access_on()) {
 		accesslog_take(&c->buf->log, NULL, c->buf->in + c->off,
 		    c->inlen - c->off);
@@ -521,10 +571,13 @@ conn_answer(struct conn *c, int resp, int close)
 	const struct conf	*conf = pool.conf;
 	int			 connhdr;
 
+	if (resp == HTTP_RESP_405 && ++c->n405 >= CONN_MAX_405 && !close)
+		STATUS_INC(closed_405);
 	close = close || !c->keepalive ||
 	    c->nrequests >= conf->keepalive_requests ||
 	    conf->keepalive_timeout == 0 || pool.quitting ||
-	    (resp == HTTP_RESP_405 && ++c->n405 >= CONN_MAX_405);
+	    (resp == HTTP_RESP_405 && c->n405 >= CONN_MAX_405);
+	conn_counted(c, resp);
 	if (log_access_on())
 		accesslog_write(&c->buf->log, (struct sockaddr *)&c->peer, resp,
 		    c->started);
@@ -559,6 +612,7 @@ conn_request(struct conn *c, const struct http_request *req, int n)
 		accesslog_take(&c->buf->log, req, c->buf->in + c->off, n);
 	c->off += n;
 	c->nrequests++;
+	status_request();
 	c->keepalive = req->keepalive;
 	c->minor = req->version_minor;
 	if (http_path_normalize(req, pool.path, pool.pathcap) == -1) {
@@ -566,7 +620,16 @@ conn_request(struct conn *c, const struct http_request *req, int n)
 		conn_answer(c, HTTP_RESP_400, 1);
 		return STEP_NEXT;
 	}
-	resp = http_resp_route(req, pool.path, c->tls, pool.draining);
+	if (c->status) {
+		/* Counted as nginx does: this request is being written. */
+		status_gauge(&c->gauge, STATUS_WRITING);
+		resp = http_resp_status_route(req, pool.path, c->allowed,
+		    pool.draining);
+		if ((resp == HTTP_RESP_METRICS || resp == HTTP_RESP_STUB) &&
+		    http_dynamic_body(resp) == -1)
+			resp = HTTP_RESP_404;
+	} else
+		resp = http_resp_route(req, pool.path, c->tls, pool.draining);
 	c->chunked = req->chunked;
 	if (req->chunked)
 		http_chunked_init(&c->ch);
@@ -632,15 +695,15 @@ conn_head(struct conn *c)
 				c->idle = 0;
 				timer_start(&pool.timers, &c->timer, TIMER_HEAD,
 				    timecache_mono_ms());
-				if (log_access_on())
-					c->started = timecache_mono_us();
+				c->started = timecache_mono_us();
 			}
 		}
 		if (c->inlen > c->off && c->parse && !c->idle) {
 			if (c->turn >= CONN_TURN)
 				break;
 			/* Room for one more answer, or send first. */
-			if (c->outlen + http_response_max() > CONN_OUTCAP)
+			if (c->outlen + http_response_max() > CONN_OUTCAP ||
+			    c->buf->extra != NULL)
 				break;
 			r = http_parse_request(c->buf->in + c->off,
 			    c->inlen - c->off, &lim, &req);
@@ -654,7 +717,7 @@ conn_head(struct conn *c)
 			continue;
 		}
 		/* A pipelining client may wait for its answers: send first. */
-		if (c->outlen > 0)
+		if (c->outlen > 0 || (c->buf != NULL && c->buf->extra != NULL))
 			break;
 		if ((step = conn_more(c, &n)) != STEP_NEXT) {
 			/* Waiting for a request holds no buffer. */
@@ -671,7 +734,7 @@ conn_head(struct conn *c)
 		    c->inlen - c->off > CONN_HEAD_MAX(conf))
 			c->parse = 1;
 	}
-	if (c->outlen > 0) {
+	if (c->outlen > 0 || (c->buf != NULL && c->buf->extra != NULL)) {
 		c->after = CONN_HEAD;
 		c->state = CONN_SEND;
 		return STEP_NEXT;
@@ -747,13 +810,25 @@ conn_body(struct conn *c)
 static int
 conn_flush(struct conn *c)
 {
-	long	n;
+	struct conn_buf	*b = c->buf;
+	long long	 now;
+	long		 n;
+	int		 i;
 
-	while (c->outoff < c->outlen) {
-		n = conn_send(c, c->buf->out + c->outoff,
-		    c->outlen - c->outoff);
+	while (c->outoff < c->outlen || (b->extra != NULL &&
+	    b->extraoff < b->extralen)) {
+		if (c->outoff < c->outlen)
+			n = conn_send(c, b->out + c->outoff,
+			    c->outlen - c->outoff);
+		else
+			n = conn_send(c, b->extra + b->extraoff,
+			    b->extralen - b->extraoff);
 		if (n > 0) {
-			c->outoff += n;
+			status_add(&status_me->c.bytes_sent, n);
+			if (c->outoff < c->outlen)
+				c->outoff += n;
+			else
+				b->extraoff += n;
 			continue;
 		}
 		if (n != IO_WANT_READ && n != IO_WANT_WRITE) {
@@ -766,6 +841,16 @@ conn_flush(struct conn *c)
 		return n == IO_WANT_WRITE ? STEP_WRITE : STEP_READ;
 	}
 	c->outlen = c->outoff = 0;
+	free(b->extra);
+	b->extra = NULL;
+	b->extralen = b->extraoff = 0;
+	/* The answered requests' last bytes are out. */
+	if (b->nstarted > 0) {
+		now = timecache_mono_us();
+		for (i = 0; i < b->nstarted; i++)
+			status_served(now - b->started[i]);
+		b->nstarted = 0;
+	}
 	if (c->close)
 		return conn_closing(c);
 	c->state = c->after;
@@ -832,9 +917,33 @@ conn_dequeue(struct conn *c)
 	c->queued = 0;
 }
 
+/* What the scoreboard counts the connection as (nginx's three). */
+static void
+conn_gauge(struct conn *c)
+{
+	int	g;
+
+	if (c->state == CONN_SEND || c->state == CONN_LINGER)
+		g = STATUS_WRITING;
+	else if ((c->state == CONN_HEAD && c->idle) ||
+	    c->timer.kind == TIMER_HELLO)
+		g = STATUS_WAITING;
+	else
+		g = STATUS_READING;
+	status_gauge(&c->gauge, g);
+}
+
 /* Runs the connection's steps until it must wait, yields or closes. */
 static void
 conn_resume(struct conn *c)
+{
+	conn_steps(c);
+	if (c->fd != -1)
+		conn_gauge(c);
+}
+
+static void
+conn_steps(struct conn *c)
 {
 	int	step;
 
@@ -883,6 +992,7 @@ conn_resume(struct conn *c)
 static void
 conn_close(struct conn *c)
 {
+	status_gauge(&c->gauge, STATUS_NONE);
 	conn_dequeue(c);
 	timer_stop(&pool.timers, &c->timer);
 	if (c->ssl != NULL) {
@@ -966,14 +1076,17 @@ conn_open(int fd, const struct conf_listen *cl, const struct sockaddr *sa,
 	struct conn		*c;
 	unsigned int		 instance;
 
+	STATUS_INC(accepted);
 	if (pool.nused == pool.cap) {
 		if ((c = conn_evictable()) == NULL) {
 			close(fd);
 			return;
 		}
 		conn_warn_full("closing the oldest idle connections");
+		STATUS_INC(evicted);
 		conn_close(c);
 	}
+	STATUS_INC(handled);
 	if ((c = pool.free) != NULL)
 		pool.free = c->next_free;
 	else
@@ -981,6 +1094,7 @@ conn_open(int fd, const struct conf_listen *cl, const struct sockaddr *sa,
 	instance = !c->instance;
 	memset(c, 0, sizeof(*c));
 	c->instance = instance;
+	c->gauge = STATUS_NONE;
 	timer_init(&c->timer);
 	c->fd = fd;
 	pool.nused++;
@@ -1004,6 +1118,9 @@ conn_open(int fd, const struct conf_listen *cl, const struct sockaddr *sa,
 		return;
 	}
 	c->tls = cl->tls;
+	c->status = cl->status;
+	c->allowed = cl->status && conf_cidr_match(pool.conf->status_allow,
+	    pool.conf->nstatus_allow, sa);
 	if (cl->proxy && !conf_cidr_match(pool.conf->proxy_from,
 	    pool.conf->nproxy_from, sa)) {
 		conn_note(c, "not in proxy_protocol_from: closed");
@@ -1020,6 +1137,7 @@ conn_open(int fd, const struct conf_listen *cl, const struct sockaddr *sa,
 		return;
 	}
 	c->state = cl->proxy ? CONN_PROXY : c->tls ? CONN_HANDSHAKE : CONN_HEAD;
+	conn_gauge(c);
 }
 
 /*
@@ -1075,6 +1193,9 @@ conn_expire(void)
 
 	while ((t = timers_expired(&pool.timers, now, &kind)) != NULL) {
 		c = (struct conn *)((char *)t - offsetof(struct conn, timer));
+		STATUS_INC(timeouts[kind]);
+		if (kind == TIMER_HANDSHAKE)
+			STATUS_INC(tls_failed);
 		switch (kind) {
 		case TIMER_HEAD:
 			if (c->idle || c->inlen == c->off) {

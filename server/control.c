@@ -28,6 +28,8 @@ static const char *const control_names[CONTROL_MAX] = {
 	[CONTROL_STOP] = "stop",
 	[CONTROL_QUIT] = "quit",
 	[CONTROL_REOPEN] = "reopen",
+	[CONTROL_STATUS] = "status",
+	[CONTROL_STATUS_JSON] = "status-json",
 };
 
 int
@@ -140,6 +142,32 @@ control_reply(int fd, const char *fmt, ...)
 }
 
 /*
+ * The scoreboard as text or JSON (status.c), after "ok ".  It is built
+ * whole, then sent without waiting: even a full scoreboard fits the
+ * socket's buffer, and the master must not block on a client.
+ */
+void
+control_send_status(int fd, size_t (*format)(char *, size_t))
+{
+	char	*buf;
+	size_t	 need, len;
+
+	need = format(NULL, 0) + 1;
+	if ((buf = malloc(3 + need)) == NULL) {
+		control_reply(fd, "error status: out of memory");
+		return;
+	}
+	memcpy(buf, "ok ", 3);
+	len = format(buf + 3, need);
+	if (len >= need)
+		len = need - 1;		/* grew meanwhile: cut */
+	if (send(fd, buf, 3 + len, MSG_NOSIGNAL | MSG_DONTWAIT) !=
+	    (ssize_t)(3 + len))
+		log_warn("control status reply");
+	free(buf);
+}
+
+/*
  * Accepts one client and reads its command.  Returns the command with
  * *fdp set to the client, or -1 (the client is already closed).
  */
@@ -219,6 +247,43 @@ control_wait_gone(pid_t pid, long long deadline)
 }
 
 /*
+ * The client side of status: everything the master sends, until it
+ * closes, to stdout without the "ok " (or to stderr, an error).
+ */
+static int
+control_dump(int fd, long long deadline)
+{
+	struct pollfd	 pfd;
+	char		 buf[4096];
+	ssize_t		 n;
+	size_t		 seen = 0, skip;
+	long long	 left;
+	int		 ok = -1;
+
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	for (;;) {
+		left = deadline - timecache_mono_ms();
+		if (left <= 0 || poll(&pfd, 1, left) != 1) {
+			fprintf(stderr, "astleyd: status: no answer\n");
+			return 1;
+		}
+		if ((n = read(fd, buf, sizeof(buf))) <= 0)
+			break;
+		skip = 0;
+		if (seen == 0)
+			ok = n >= 3 && memcmp(buf, "ok ", 3) == 0;
+		if (seen == 0)
+			skip = ok ? 3 : n >= 6 && memcmp(buf, "error ", 6) == 0 ?
+			    6 : 0;
+		seen += n;
+		fwrite(buf + skip, 1, n - skip, ok ? stdout : stderr);
+	}
+	fflush(stdout);
+	return ok == 1 && n == 0 ? 0 : 1;
+}
+
+/*
  * The client side, for -s: sends the command and prints the master's
  * reply lines.  Exit status 0 when the first word is "ok".
  */
@@ -253,6 +318,11 @@ control_client(const char *pidfile, const char *name, int timeout_ms)
 		master = cred.pid;
 	dprintf(fd, "%s\n", name);
 	deadline = timecache_mono_ms() + timeout_ms;
+	if (cmd == CONTROL_STATUS || cmd == CONTROL_STATUS_JSON) {
+		ok = control_dump(fd, deadline);
+		close(fd);
+		return ok;
+	}
 	pfd.fd = fd;
 	pfd.events = POLLIN;
 	for (;;) {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "astleyd.h"
+#include "status.h"
 
 #define LAST_MODIFIED	"Mon, 27 Jul 1987 00:00:00 GMT"
 #define TEXT_PLAIN	"text/plain; charset=UTF-8"
@@ -58,7 +59,18 @@ static const struct http_status statuses[HTTP_RESP_MAX] = {
 	[HTTP_RESP_HEALTHY] = { 200, "OK", "", "ok\n", 0 },
 	[HTTP_RESP_DRAINING] = { 503, "Service Unavailable", "",
 	    "Service Unavailable: draining\n", 0 },
+	[HTTP_RESP_403] = { 403, "Forbidden", "", "Forbidden\n", 0 },
+	[HTTP_RESP_404] = { 404, "Not Found", "", "Not Found\n", 0 },
+	/* Placeholders: the real ones are built per request. */
+	[HTTP_RESP_METRICS] = { 200, "OK", "", "", 0 },
+	[HTTP_RESP_STUB] = { 200, "OK", "", "", 0 },
 };
+
+/* The body of the last status response built, until it is sent. */
+static struct {
+	char	*body;
+	size_t	 len;
+} http_dynamic;
 
 static const char *const conn_headers[HTTP_CONN_MAX] = {
 	[HTTP_CONN_NONE] = "",
@@ -155,6 +167,9 @@ http_free(void)
 			free(prebuilt[r][c].buf);
 			prebuilt[r][c].buf = NULL;
 		}
+	free(http_dynamic.body);
+	http_dynamic.body = NULL;
+	http_dynamic.len = 0;
 }
 
 const char *
@@ -176,6 +191,57 @@ http_response(int resp, int conn, size_t *len)
 	return prebuilt[resp][conn].buf;
 }
 
+/*
+ * Builds the body of a status response now, so that the access log
+ * line (written before the response is queued) has its length.  0, or
+ * -1 when out of memory.
+ */
+int
+http_dynamic_body(int resp)
+{
+	size_t	(*fmt)(char *, size_t);
+	size_t	 need;
+
+	fmt = resp == HTTP_RESP_METRICS ? status_metrics : status_stub;
+	free(http_dynamic.body);
+	http_dynamic.len = 0;
+	/* Twice at most: a worker may start between the two passes. */
+	need = fmt(NULL, 0) + 1024;
+	if ((http_dynamic.body = malloc(need)) == NULL)
+		return -1;
+	http_dynamic.len = fmt(http_dynamic.body, need);
+	if (http_dynamic.len >= need)
+		http_dynamic.len = need - 1;
+	return 0;
+}
+
+/* The whole status response, head and body, for the caller to free. */
+char *
+http_dynamic_response(int resp, int conn, size_t *len)
+{
+	char	*r;
+	size_t	 cap;
+	int	 n;
+
+	cap = 512 + http_dynamic.len;
+	if ((r = malloc(cap)) == NULL)
+		return NULL;
+	timecache_update();
+	n = snprintf(r, cap, "HTTP/1.1 200 OK\r\nServer: astleyd\r\n"
+	    "Date: %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+	    "Cache-Control: no-store\r\n%s\r\n", timecache_http(),
+	    resp == HTTP_RESP_METRICS ?
+	    "text/plain; version=0.0.4; charset=utf-8" : "text/plain",
+	    http_dynamic.len, conn_headers[conn]);
+	if (n < 0 || (size_t)n + http_dynamic.len > cap) {
+		free(r);
+		return NULL;
+	}
+	memcpy(r + n, http_dynamic.body, http_dynamic.len);
+	*len = n + http_dynamic.len;
+	return r;
+}
+
 size_t
 http_response_max(void)
 {
@@ -186,6 +252,10 @@ http_response_max(void)
 int
 http_resp_status(int resp, size_t *body_len)
 {
+	if (resp == HTTP_RESP_METRICS || resp == HTTP_RESP_STUB) {
+		*body_len = http_dynamic.len;
+		return 200;
+	}
 	*body_len = prebuilt[resp][HTTP_CONN_NONE].body_len;
 	return statuses[resp].status;
 }
@@ -287,4 +357,25 @@ http_resp_route(const struct http_request *req, const char *path, int tls,
 	if (req->method == HTTP_METHOD_GET && strcmp(path, "/healthz") == 0)
 		return draining ? HTTP_RESP_DRAINING : HTTP_RESP_HEALTHY;
 	return http_resp_for_request(req);
+}
+
+/*
+ * The status listener's routes: /metrics, /status and /healthz, GET
+ * only, to clients in status_allow.
+ */
+int
+http_resp_status_route(const struct http_request *req, const char *path,
+    int allowed, int draining)
+{
+	if (!allowed)
+		return HTTP_RESP_403;
+	if (req->method != HTTP_METHOD_GET)
+		return HTTP_RESP_405;
+	if (strcmp(path, "/metrics") == 0)
+		return HTTP_RESP_METRICS;
+	if (strcmp(path, "/status") == 0)
+		return HTTP_RESP_STUB;
+	if (strcmp(path, "/healthz") == 0)
+		return draining ? HTTP_RESP_DRAINING : HTTP_RESP_HEALTHY;
+	return HTTP_RESP_404;
 }

@@ -26,11 +26,12 @@ static void __attribute__((noreturn))
 usage(int code)
 {
 	fprintf(code ? stderr : stdout,
-	    "usage: astleyd [-dhtv] [-f file] [-s signal]\n"
+	    "usage: astleyd [-dhjtv] [-f file] [-s signal]\n"
 	    "  -d       stay in the foreground, log to stderr\n"
 	    "  -f file  configuration file (default %s)\n"
 	    "  -s sig   ask the running master to reload, stop, quit or\n"
-	    "           reopen, and wait for the outcome\n"
+	    "           reopen, and wait for the outcome; or print its status\n"
+	    "  -j       with -s status: as JSON\n"
 	    "  -t       test the configuration and exit\n"
 	    "  -v       print the version and exit\n"
 	    "  -h       print this help and exit\n", ASTLEYD_CONF);
@@ -84,7 +85,7 @@ main(int argc, char *argv[], char *envp[])
 	char		 path[PATH_MAX] = "", err[1024], sandbox[256];
 	sigset_t	 block;
 	pid_t		 otherpid;
-	int		 ch, foreground = 0, test = 0;
+	int		 ch, foreground = 0, test = 0, json = 0;
 
 	/*
 	 * Nothing inherited from whoever started us reaches a worker: a
@@ -93,7 +94,7 @@ main(int argc, char *argv[], char *envp[])
 	 */
 	closefrom(STDERR_FILENO + 1);
 	setproctitle_init(argc, argv, envp);
-	while ((ch = getopt(argc, argv, "df:hs:tv")) != -1) {
+	while ((ch = getopt(argc, argv, "df:hjs:tv")) != -1) {
 		switch (ch) {
 		case 'd':
 			foreground = 1;
@@ -105,6 +106,9 @@ main(int argc, char *argv[], char *envp[])
 			signame = optarg;
 			if (control_command(signame) == -1)
 				usage(1);
+			break;
+		case 'j':
+			json = 1;
 			break;
 		case 't':
 			test = 1;
@@ -118,8 +122,11 @@ main(int argc, char *argv[], char *envp[])
 			usage(1);
 		}
 	}
-	if (optind != argc)
+	if (optind != argc || (json && (signame == NULL ||
+	    strcmp(signame, "status") != 0)))
 		usage(1);
+	if (json)
+		signame = "status-json";
 
 	/* Absolute, so relative paths in it survive chdir("/"). */
 	if (realpath(conf_arg, path) == NULL) {
@@ -192,14 +199,7 @@ main(int argc, char *argv[], char *envp[])
 	 * From the pidfile on, a signal must not kill us before the master
 	 * loop can act on it and clean up: master_run unblocks them.
 	 */
-	sigemptyset(&block);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGHUP);
-	sigaddset(&block, SIGQUIT);
-	sigaddset(&block, SIGUSR1);
-	sigaddset(&block, SIGUSR2);
-	sigaddset(&block, SIGCHLD);
+	master_sigset(&block);
 	sigprocmask(SIG_BLOCK, &block, NULL);
 	srv->pidfh = pidfile_open(srv->conf.pidfile, 0644, &otherpid);
 	if (srv->pidfh == NULL) {

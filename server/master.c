@@ -21,8 +21,9 @@
 #include <libutil.h>
 
 #include "astleyd.h"
+#include "status.h"
 
-#define MASTER_MAX_SLOTS	(CONF_MAX_WORKERS * 4)
+#define MASTER_MAX_SLOTS	STATUS_SLOTS	/* one scoreboard slot each */
 #define MASTER_MAX_WAITING	8	/* control clients awaiting an outcome */
 #define RESPAWN_MIN_MS		100
 #define RESPAWN_MAX_MS		10000
@@ -89,24 +90,34 @@ master_sighdlr(int sig)
 	}
 }
 
+/* The signals the master acts on: blocked but inside ppoll. */
+static const int	master_sigs[] = { SIGCHLD, SIGHUP, SIGTERM, SIGINT,
+			    SIGQUIT, SIGUSR1, SIGUSR2 };
+
+void
+master_sigset(sigset_t *set)
+{
+	size_t	i;
+
+	sigemptyset(set);
+	for (i = 0; i < sizeof(master_sigs) / sizeof(master_sigs[0]); i++)
+		sigaddset(set, master_sigs[i]);
+}
+
 static void
 master_signals(sigset_t *waitmask)
 {
 	struct sigaction	 sa;
 	sigset_t		 block;
-	int			 sigs[] = { SIGCHLD, SIGHUP, SIGTERM, SIGINT,
-				    SIGQUIT, SIGUSR1, SIGUSR2 };
 	size_t			 i;
 
-	sigemptyset(&block);
-	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		sigaddset(&block, sigs[i]);
+	master_sigset(&block);
 	sigprocmask(SIG_BLOCK, &block, NULL);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = master_sighdlr;
 	sa.sa_mask = block;
-	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		sigaction(sigs[i], &sa, NULL);
+	for (i = 0; i < sizeof(master_sigs) / sizeof(master_sigs[0]); i++)
+		sigaction(master_sigs[i], &sa, NULL);
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
 	sigemptyset(waitmask);
@@ -185,17 +196,26 @@ master_child_close(void)
 		close(ctl_client);
 }
 
+/* The slot of a child, or NULL (the key process, a stranger). */
+static struct slot *
+master_slot(pid_t pid)
+{
+	int	i;
+
+	for (i = 0; i < MASTER_MAX_SLOTS; i++)
+		if (slots[i].pid == pid)
+			return &slots[i];
+	return NULL;
+}
+
 static int
 master_spawn(struct server *srv)
 {
-	struct slot	*s = NULL;
+	struct slot	*s;
 	pid_t		 pid;
-	int		 i, kfd = -1;
+	int		 kfd = -1;
 
-	for (i = 0; i < MASTER_MAX_SLOTS && s == NULL; i++)
-		if (slots[i].pid == 0)
-			s = &slots[i];
-	if (s == NULL) {
+	if ((s = master_slot(0)) == NULL) {
 		log_warnx("no free worker slot");
 		return -1;
 	}
@@ -214,12 +234,14 @@ master_spawn(struct server *srv)
 		if (srv->keyproc.fd != -1)
 			close(srv->keyproc.fd);
 		keyproc_worker(kfd);
+		status_attach(s - slots);
 		worker_main(srv);
 		/* NOTREACHED */
 	}
 	if (kfd != -1)
 		close(kfd);
 	s->pid = pid;
+	status_spawned(s - slots, pid, srv->generation);
 	s->generation = srv->generation;
 	s->ready = 0;
 	s->kill_at = 0;
@@ -322,15 +344,15 @@ master_ready(struct server *srv)
 static void
 master_read_ready(struct server *srv)
 {
-	pid_t	pids[64];
-	ssize_t	n;
-	int	i, j;
+	struct slot	*s;
+	pid_t		 pids[64];
+	ssize_t		 n;
+	int		 i;
 
 	while ((n = read(srv->ready[0], pids, sizeof(pids))) > 0)
 		for (i = 0; i < n / (ssize_t)sizeof(pid_t); i++)
-			for (j = 0; j < MASTER_MAX_SLOTS; j++)
-				if (slots[j].pid == pids[i])
-					slots[j].ready = 1;
+			if (pids[i] != 0 && (s = master_slot(pids[i])) != NULL)
+				s->ready = 1;
 	if (master_count(srv->generation, 1) >= srv->conf.workers &&
 	    !stopping) {
 		if (!started)
@@ -349,13 +371,10 @@ master_reap(struct server *srv)
 	long long	 now = timecache_mono_ms();
 	struct slot	*s;
 	pid_t		 pid;
-	int		 st, i, failed;
+	int		 st, failed;
 
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
-		for (s = NULL, i = 0; i < MASTER_MAX_SLOTS; i++)
-			if (slots[i].pid == pid)
-				s = &slots[i];
-		if (s == NULL) {
+		if ((s = master_slot(pid)) == NULL) {
 			if (pid == srv->keyproc.pid) {
 				log_warnx("key process %ld %s %d", (long)pid,
 				    WIFSIGNALED(st) ? "killed by signal" :
@@ -369,6 +388,7 @@ master_reap(struct server *srv)
 			continue;
 		}
 		s->pid = 0;
+		status_reaped(s - slots);
 		if (s->generation != srv->generation || stopping) {
 			if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
 				log_warnx("old worker %ld exited with %s %d",
@@ -389,6 +409,8 @@ master_reap(struct server *srv)
 		else
 			log_warnx("worker %ld exited with status %d",
 			    (long)pid, WEXITSTATUS(st));
+		if (status_board != NULL)
+			status_board->restarts++;
 		if (!failed) {
 			respawn_delay = 0;
 			continue;
@@ -511,6 +533,7 @@ master_reload(struct server *srv, char *err, size_t errlen)
 	srv->keyproc = next.keyproc;
 	keyproc_lost = 0;
 	master_renew(srv);
+	status_reloaded(srv->generation, srv->conf.workers, NULL, 1);
 	log_info("reloaded %s: generation %d, %d workers", srv->conf.path,
 	    srv->generation, srv->conf.workers);
 	/* READY=1 once the new generation accepts: master_read_ready. */
@@ -523,6 +546,7 @@ master_reload(struct server *srv, char *err, size_t errlen)
  fail_ctx:
 	SSL_CTX_free(next.ssl_ctx);
  fail:
+	status_reloaded(srv->generation, srv->conf.workers, err, 1);
 	log_warnx("reload failed, keeping the old configuration: %s", err);
 	notify_send("READY=1\nSTATUS=reload failed: %s", err);
 	return -1;
@@ -533,6 +557,7 @@ static void
 master_renew(struct server *srv)
 {
 	srv->generation++;
+	status_reloaded(srv->generation, srv->conf.workers, NULL, 0);
 	respawn_at = 0;
 	respawn_delay = 0;
 	master_maintain(srv);
@@ -655,6 +680,11 @@ master_control(struct server *srv)
 		master_wait_add(fd, cmd, srv->generation);
 		fd = -1;
 		break;
+	case CONTROL_STATUS:
+	case CONTROL_STATUS_JSON:
+		control_send_status(fd, cmd == CONTROL_STATUS_JSON ?
+		    status_json : status_text);
+		break;
 	}
  done:
 	ctl_client = -1;
@@ -674,6 +704,10 @@ master_run(struct server *srv)
 
 	for (i = 0; i < MASTER_MAX_WAITING; i++)
 		waiting[i].fd = -1;
+	/* Before any fork: every child shares it. */
+	if (status_init() == -1)
+		fatal("scoreboard");
+	status_reloaded(srv->generation, srv->conf.workers, NULL, 0);
 	master_signals(&waitmask);
 	srv->keyproc.pid = 0;
 	srv->keyproc.fd = -1;

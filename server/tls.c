@@ -319,6 +319,14 @@ tls_conn_new(SSL_CTX *ctx, int fd)
 	return ssl;
 }
 
+/* After a handshake: whether the session was resumed, and if TLS 1.3. */
+void
+tls_conn_info(SSL *ssl, int *resumed, int *tls13)
+{
+	*resumed = SSL_session_reused(ssl);
+	*tls13 = SSL_version(ssl) == TLS1_3_VERSION;
+}
+
 static long
 tls_result(SSL *ssl, int rv, const char *what)
 {

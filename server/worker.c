@@ -22,6 +22,7 @@
 #include <libutil.h>
 
 #include "astleyd.h"
+#include "status.h"
 
 #define WORKER_EVENTS	64	/* epoll events per wake-up */
 #define WORKER_ACCEPTS	64	/* accepts per ready listener per turn */
@@ -217,10 +218,13 @@ worker_control(struct server *srv)
 
 	if (read(worker_wake, &n, sizeof(n)) == -1 && errno != EAGAIN)
 		log_warn("eventfd");
-	if (worker_drain || srv->draining)
+	if (worker_drain || srv->draining) {
 		conn_drain();
+		status_state(STATUS_DRAINING);
+	}
 	if (worker_state == WORKER_RUN)
 		return;
+	status_state(STATUS_FINISHING);
 	worker_watch(srv, 0);
 	if (worker_state == WORKER_QUIT)
 		conn_quit();
@@ -273,6 +277,7 @@ worker_init(struct server *srv)
 		log_warn("worker init");
 		exit(WORKER_EXIT_FATAL);
 	}
+	status_state(srv->draining ? STATUS_DRAINING : STATUS_SERVING);
 	if (srv->draining)
 		conn_drain();	/* forked during a drain */
 	worker_watch(srv, 1);

@@ -61,7 +61,11 @@ static const struct {
 	{ HTTP_RESP_HEALTHY, "healthz", 200, "OK", B_HEALTH, 0, 0 },
 	{ HTTP_RESP_DRAINING, "healthz draining", 503, "Service Unavailable",
 	    B_ERROR, 0, 0 },
+	{ HTTP_RESP_403, "403", 403, "Forbidden", B_ERROR, 0, 0 },
+	{ HTTP_RESP_404, "404", 404, "Not Found", B_ERROR, 0, 0 },
 };
+/* Built per request, not prebuilt: test_dynamic. */
+#define NDYNAMIC	2
 #define NRESPS	(sizeof(resps) / sizeof(resps[0]))
 
 static const struct {
@@ -440,7 +444,8 @@ test_responses(void)
 	const char		*data;
 	size_t			 ri, ci, len;
 
-	is_int(NRESPS, HTTP_RESP_MAX, "every response variant is checked");
+	is_int(NRESPS + NDYNAMIC, HTTP_RESP_MAX,
+	    "every response variant is checked");
 	for (ci = 0; ci < NCONNS; ci++) {
 		data = http_response(HTTP_RESP_GET, conns[ci].conn, &len);
 		if (resp_parse(&get[ci], data, len) == -1)
@@ -604,6 +609,98 @@ test_route(void)
 	}
 }
 
+/* The status listener's routes. */
+static void
+test_status_route(void)
+{
+	static const struct {
+		int		 method;
+		const char	*path;
+		int		 allowed, draining, want;
+		const char	*desc;
+	} rows[] = {
+		{ HTTP_METHOD_GET, "/metrics", 1, 0, HTTP_RESP_METRICS,
+		    "/metrics" },
+		{ HTTP_METHOD_GET, "/status", 1, 0, HTTP_RESP_STUB, "/status" },
+		{ HTTP_METHOD_GET, "/healthz", 1, 0, HTTP_RESP_HEALTHY,
+		    "/healthz" },
+		{ HTTP_METHOD_GET, "/healthz", 1, 1, HTTP_RESP_DRAINING,
+		    "/healthz draining" },
+		{ HTTP_METHOD_GET, "/", 1, 0, HTTP_RESP_404,
+		    "/: no lyrics here" },
+		{ HTTP_METHOD_GET, "/metrics/", 1, 0, HTTP_RESP_404,
+		    "/metrics/ is another path" },
+		{ HTTP_METHOD_HEAD, "/metrics", 1, 0, HTTP_RESP_405,
+		    "HEAD: 405" },
+		{ HTTP_METHOD_GET, "/metrics", 0, 0, HTTP_RESP_403,
+		    "outside status_allow: 403" },
+		{ HTTP_METHOD_OTHER, "/nope", 0, 0, HTTP_RESP_403,
+		    "outside status_allow, anything: 403" },
+	};
+	struct http_request	req;
+	size_t			i;
+
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		memset(&req, 0, sizeof(req));
+		req.method = rows[i].method;
+		is_int(http_resp_status_route(&req, rows[i].path,
+		    rows[i].allowed, rows[i].draining), rows[i].want,
+		    "status route: %s", rows[i].desc);
+	}
+}
+
+/* /metrics and /status: built per request, length and type right. */
+static void
+test_dynamic(void)
+{
+	static const struct {
+		int		 resp;
+		const char	*type;
+		const char	*start;
+	} rows[] = {
+		{ HTTP_RESP_METRICS, "text/plain; version=0.0.4; charset=utf-8",
+		    "# HELP astleyd_" },
+		{ HTTP_RESP_STUB, "text/plain", "Active connections: 0 \n"
+		    "server accepts handled requests\n 0 0 0 \n"
+		    "Reading: 0 Writing: 0 Waiting: 0 \n" },
+	};
+	const struct field	*f;
+	struct resp		 r;
+	char			*data, len_s[32];
+	size_t			 i, len, blen;
+
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		ok(http_dynamic_body(rows[i].resp) == 0, "body %zu built", i);
+		is_int(http_resp_status(rows[i].resp, &blen), 200,
+		    "dynamic %zu: 200", i);
+		data = http_dynamic_response(rows[i].resp, HTTP_CONN_CLOSE,
+		    &len);
+		if (!ok(data != NULL && resp_parse(&r, data, len) == 0,
+		    "dynamic %zu: well-formed", i)) {
+			free(data);
+			continue;
+		}
+		snprintf(len_s, sizeof(len_s), "%zu", blen);
+		f = field_get(&r, "Content-Length");
+		ok(f != NULL && f->vlen == strlen(len_s) &&
+		    memcmp(f->value, len_s, f->vlen) == 0,
+		    "dynamic %zu: Content-Length is the body's", i);
+		f = field_get(&r, "Content-Type");
+		ok(f != NULL && f->vlen == strlen(rows[i].type) &&
+		    memcmp(f->value, rows[i].type, f->vlen) == 0,
+		    "dynamic %zu: Content-Type %s", i, rows[i].type);
+		f = field_get(&r, "Connection");
+		ok(f != NULL && f->vlen == 5 && memcmp(f->value, "close", 5) ==
+		    0, "dynamic %zu: Connection: close", i);
+		ok(r.len - r.headlen == blen && blen >= strlen(rows[i].start) &&
+		    memcmp(r.buf + r.headlen, rows[i].start,
+		    strlen(rows[i].start)) == 0,
+		    "dynamic %zu: body starts %.20s", i, rows[i].start);
+		resp_free(&r);
+		free(data);
+	}
+}
+
 /* "@" in a pattern stands for the page's ETag. */
 static void
 expand(char *out, size_t outlen, const char *pat)
@@ -719,6 +816,8 @@ main(void)
 	test_date_update();
 	test_mappings();
 	test_route();
+	test_status_route();
+	test_dynamic();
 	test_conditional();
 
 	/* Freed and built again, then freed twice: nothing leaks or breaks. */
