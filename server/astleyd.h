@@ -52,6 +52,7 @@ struct server {
 };
 
 /* listener.c */
+int	listeners_from_env(void);
 int	listeners_open(struct server *, const struct conf *,
 	    const struct server *, char *, size_t);
 void	listeners_release(struct server *, const struct server *);

@@ -10,11 +10,159 @@
 #include <sys/time.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+
 #include "astleyd.h"
+
+#define LISTEN_FDS_START	3	/* SD_LISTEN_FDS_START */
+#define LISTEN_FDS_MAX		64
+
+/* Listening sockets handed over by systemd (or an upgrading master). */
+static struct {
+	int	fd;		/* -1: taken or closed */
+	char	name[64];	/* from LISTEN_FDNAMES, for logs */
+} inherited[LISTEN_FDS_MAX];
+static int	ninherited;
+
+/*
+ * The systemd protocol (sd_listen_fds(3)): when LISTEN_PID is this
+ * process, descriptors 3 to 3 + LISTEN_FDS - 1 are listening sockets,
+ * named by the colon-separated LISTEN_FDNAMES.  Called first thing in
+ * main, before anything inherited is closed; the variables are removed,
+ * so no child takes them for its own.  Returns the first descriptor
+ * that is not one of them (main closes everything from there).
+ */
+int
+listeners_from_env(void)
+{
+	const char	*pid, *fds, *names, *errstr = NULL;
+	long long	 n;
+	int		 i, fd, type, acc;
+	socklen_t	 len;
+	size_t		 k;
+
+	pid = getenv("LISTEN_PID");
+	fds = getenv("LISTEN_FDS");
+	names = getenv("LISTEN_FDNAMES");
+	n = 0;
+	if (pid != NULL && fds != NULL &&
+	    strtonum(pid, 1, INT32_MAX, &errstr) == (long long)getpid())
+		n = strtonum(fds, 0, LISTEN_FDS_MAX, &errstr);
+	if (errstr != NULL)
+		n = 0;
+	for (i = 0; i < n; i++) {
+		fd = LISTEN_FDS_START + i;
+		inherited[i].fd = -1;
+		k = 0;
+		while (names != NULL && *names != '\0' && *names != ':') {
+			if (k + 1 < sizeof(inherited[i].name))
+				inherited[i].name[k++] = *names;
+			names++;
+		}
+		inherited[i].name[k] = '\0';
+		if (names != NULL && *names == ':')
+			names++;
+		len = sizeof(type);
+		if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == -1 ||
+		    type != SOCK_STREAM ||
+		    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) ==
+		    -1 || !acc) {
+			close(fd);	/* not a listening stream socket */
+			continue;
+		}
+		if (fcntl(fd, F_SETFD, FD_CLOEXEC) == -1 ||
+		    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == -1) {
+			close(fd);
+			continue;
+		}
+		inherited[i].fd = fd;
+	}
+	ninherited = n;
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	return LISTEN_FDS_START + n;
+}
+
+/* 1 when fd is bound to the address a listen line asks for. */
+static int
+listener_same(int fd, const struct conf_listen *cl)
+{
+	struct sockaddr_storage		 ss;
+	const struct sockaddr_in6	*want6 = (const void *)&cl->ss;
+	const struct sockaddr_in	*want4 = (const void *)&cl->ss;
+	const struct sockaddr_in6	*have6 = (const void *)&ss;
+	const struct sockaddr_in	*have4 = (const void *)&ss;
+	socklen_t			 len = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1)
+		return 0;
+	if (ss.ss_family == AF_INET6 && cl->ss.ss_family == AF_INET6)
+		return memcmp(&have6->sin6_addr, &want6->sin6_addr, 16) == 0 &&
+		    have6->sin6_port == want6->sin6_port;
+	if (ss.ss_family == AF_INET && cl->ss.ss_family == AF_INET)
+		return have4->sin_addr.s_addr == want4->sin_addr.s_addr &&
+		    have4->sin_port == want4->sin_port;
+	/* "*" on a host without IPv6: 0.0.0.0 does. */
+	if (ss.ss_family == AF_INET && cl->any)
+		return have4->sin_addr.s_addr == htonl(INADDR_ANY) &&
+		    have4->sin_port == want6->sin6_port;
+	return 0;
+}
+
+/* An inherited socket for this listen line, or -1. */
+static int
+listener_take(const struct listener *l)
+{
+	int	i, fd;
+
+	for (i = 0; i < ninherited; i++) {
+		if ((fd = inherited[i].fd) == -1 || !listener_same(fd, &l->cl))
+			continue;
+		inherited[i].fd = -1;
+		log_info("%s %s: the inherited socket%s%s", l->cl.tls ?
+		    "listen_tls" : l->cl.status ? "status_listen" : "listen",
+		    l->cl.name, inherited[i].name[0] ? " " : "",
+		    inherited[i].name);
+		return fd;
+	}
+	return -1;
+}
+
+/* Closes what no listen line took, saying so. */
+static void
+listeners_inherited_done(void)
+{
+	char	addr[INET6_ADDRSTRLEN + 8];
+	struct sockaddr_storage	 ss;
+	socklen_t		 len;
+	int	i;
+
+	for (i = 0; i < ninherited; i++) {
+		if (inherited[i].fd == -1)
+			continue;
+		len = sizeof(ss);
+		if (getsockname(inherited[i].fd, (struct sockaddr *)&ss,
+		    &len) == -1)
+			ss.ss_family = AF_UNSPEC;
+		accesslog_addr((struct sockaddr *)&ss, addr, sizeof(addr));
+		log_warnx("inherited socket %d%s%s (%s port %d) matches no "
+		    "listen line: closed", inherited[i].fd,
+		    inherited[i].name[0] ? " " : "", inherited[i].name, addr,
+		    ss.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)
+		    &ss)->sin_port) : ss.ss_family == AF_INET6 ?
+		    ntohs(((struct sockaddr_in6 *)&ss)->sin6_port) : 0);
+		close(inherited[i].fd);
+		inherited[i].fd = -1;
+	}
+	ninherited = 0;
+}
 
 static int
 listener_open(struct listener *l, char *err, size_t errlen)
@@ -84,6 +232,8 @@ listeners_open(struct server *srv, const struct conf *conf,
 		for (j = 0; old != NULL && j < old->nlisteners; j++)
 			if (conf_listen_equal(&old->listeners[j].cl, &l->cl))
 				l->fd = old->listeners[j].fd;
+		if (l->fd == -1)
+			l->fd = listener_take(l);
 		srv->nlisteners++;
 		if (l->fd == -1 && listener_open(l, err, errlen) == -1) {
 			srv->nlisteners--;
@@ -92,6 +242,7 @@ listeners_open(struct server *srv, const struct conf *conf,
 		if (listener_inherit(l, err, errlen) == -1)
 			goto fail;
 	}
+	listeners_inherited_done();
 	return 0;
  fail:
 	listeners_release(srv, old);

@@ -90,9 +90,10 @@ main(int argc, char *argv[], char *envp[])
 	/*
 	 * Nothing inherited from whoever started us reaches a worker: a
 	 * descriptor left open (`exec 7</etc/shadow`) would outlive both
-	 * the privilege drop and the sandbox.
+	 * the privilege drop and the sandbox.  Only listening sockets
+	 * passed the systemd way (LISTEN_FDS) stay, for the listeners.
 	 */
-	closefrom(STDERR_FILENO + 1);
+	closefrom(listeners_from_env());
 	setproctitle_init(argc, argv, envp);
 	while ((ch = getopt(argc, argv, "df:hjs:tv")) != -1) {
 		switch (ch) {

@@ -12,6 +12,7 @@ Standard library only.  Environment:
 
 import atexit
 import calendar
+import fcntl
 import os
 import random
 import re
@@ -597,10 +598,29 @@ class Server:
 
     # --- lifecycle
 
-    def start(self, wait=True):
+    def start(self, wait=True, fds=(), fdnames=None, listen_pid=None):
+        """FDS: listening sockets to hand over the systemd way, as
+        descriptors 3, 4, ... with LISTEN_FDS, LISTEN_FDNAMES (if given)
+        and LISTEN_PID (the new process, or LISTEN_PID if given)."""
         self.log = open(self.logpath, 'ab')
         args = [BIN, '-f', self.conf] if self.daemon else \
             [BIN, '-d', '-f', self.conf]
+        listen_env = {}
+        preexec = None
+        if fds:
+            # sh's $$ is the pid astleyd keeps through exec.
+            args = ['/bin/sh', '-c', 'LISTEN_PID=%s; export LISTEN_PID; '
+                    'exec "$@"' % (listen_pid or '$$'), 'sh'] + args
+            listen_env['LISTEN_FDS'] = str(len(fds))
+            if fdnames is not None:
+                listen_env['LISTEN_FDNAMES'] = fdnames
+            src = [f if isinstance(f, int) else f.fileno() for f in fds]
+
+            def preexec():
+                high = [fcntl.fcntl(f, fcntl.F_DUPFD, 100) for f in src]
+                for i, f in enumerate(high):
+                    os.dup2(f, 3 + i)
+                    os.close(f)
         sandir = None
         if self.daemon:
             # A daemon's stderr is /dev/null: sanitizer reports go to
@@ -609,10 +629,13 @@ class Server:
             os.mkdir(sandir)
             os.chmod(sandir, 0o1777)
             os.chmod(self.dir, 0o711)
+        env = _child_env(sandir)
+        env.update(listen_env)
         self.proc = subprocess.Popen(args, cwd=self.dir,
                                      stdin=subprocess.DEVNULL,
                                      stdout=self.log, stderr=subprocess.STDOUT,
-                                     env=_child_env(sandir))
+                                     env=env, preexec_fn=preexec,
+                                     pass_fds=tuple(range(3, 3 + len(fds))))
         if self.daemon:
             try:
                 rc = self.proc.wait(START_TIMEOUT)
