@@ -126,6 +126,7 @@ enum control_cmd {
 	CONTROL_REOPEN,
 	CONTROL_STATUS,
 	CONTROL_STATUS_JSON,
+	CONTROL_UPGRADE,
 	CONTROL_MAX
 };
 int	control_command(const char *);
@@ -137,6 +138,24 @@ void	control_reply(int, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
 int	control_client(const char *, const char *, int);
 void	control_send_status(int, size_t (*)(char *, size_t));
+
+/* upgrade.c */
+struct pollfd;
+void	upgrade_init(void);
+int	upgrade_from_env(int);
+int	upgrade_pending(void);
+int	upgrade_tickets(void);
+void	upgrade_stderr(void);
+void	upgrade_ready(struct server *);
+int	upgrade_start(struct server *, int, char *, size_t);
+void	upgrade_child_close(void);
+int	upgrade_pollfds(struct pollfd *);
+long long	upgrade_deadline(void);
+int	upgrade_event(struct server *);
+void	upgrade_handover(void);
+int	upgrade_reaped(pid_t, int);
+void	upgrade_expire(long long);
+int	upgrade_running(void);
 
 /* sandbox.c */
 int	sandbox_check(int, char *, size_t);
@@ -152,6 +171,9 @@ void	 tls_log_errors(const char *);
 EVP_PKEY *tls_key_load(const struct conf *, char *, size_t);
 void	 tls_ticket_rotate(void);
 void	 tls_ticket_wipe(void);
+size_t	 tls_ticket_export(unsigned char *, size_t);
+int	 tls_ticket_import(const unsigned char *, size_t);
+#define TLS_TICKET_EXPORT_MAX	256
 SSL	*tls_conn_new(SSL_CTX *, int);
 void	 tls_conn_info(SSL *, int *, int *);
 int	 tls_handshake(SSL *);

@@ -30,6 +30,7 @@ static const char *const control_names[CONTROL_MAX] = {
 	[CONTROL_REOPEN] = "reopen",
 	[CONTROL_STATUS] = "status",
 	[CONTROL_STATUS_JSON] = "status-json",
+	[CONTROL_UPGRADE] = "upgrade",
 };
 
 int

@@ -30,7 +30,8 @@ usage(int code)
 	    "  -d       stay in the foreground, log to stderr\n"
 	    "  -f file  configuration file (default %s)\n"
 	    "  -s sig   ask the running master to reload, stop, quit or\n"
-	    "           reopen, and wait for the outcome; or print its status\n"
+	    "           reopen, upgrade (start the installed binary in its\n"
+	    "           place), and wait for the outcome; or print its status\n"
 	    "  -j       with -s status: as JSON\n"
 	    "  -t       test the configuration and exit\n"
 	    "  -v       print the version and exit\n"
@@ -93,7 +94,8 @@ main(int argc, char *argv[], char *envp[])
 	 * the privilege drop and the sandbox.  Only listening sockets
 	 * passed the systemd way (LISTEN_FDS) stay, for the listeners.
 	 */
-	closefrom(listeners_from_env());
+	upgrade_init();
+	closefrom(upgrade_from_env(listeners_from_env()));
 	setproctitle_init(argc, argv, envp);
 	while ((ch = getopt(argc, argv, "df:hjs:tv")) != -1) {
 		switch (ch) {
@@ -202,8 +204,10 @@ main(int argc, char *argv[], char *envp[])
 	 */
 	master_sigset(&block);
 	sigprocmask(SIG_BLOCK, &block, NULL);
-	srv->pidfh = pidfile_open(srv->conf.pidfile, 0644, &otherpid);
-	if (srv->pidfh == NULL) {
+	/* An upgrade's new master takes it once it serves. */
+	srv->pidfh = upgrade_pending() ? NULL :
+	    pidfile_open(srv->conf.pidfile, 0644, &otherpid);
+	if (srv->pidfh == NULL && !upgrade_pending()) {
 		if (errno == EEXIST)
 			fprintf(stderr, "astleyd: already running (pid %ld, "
 			    "pidfile %s)\n", (long)otherpid, srv->conf.pidfile);
@@ -217,18 +221,25 @@ main(int argc, char *argv[], char *envp[])
 		pidfile_remove(srv->pidfh);
 		return 1;
 	}
-	if (control_open(srv) == -1) {
+	if (!upgrade_pending() && control_open(srv) == -1) {
 		pidfile_remove(srv->pidfh);
 		return 1;
 	}
-	tls_ticket_rotate();
+	/* An upgrade keeps the old master's keys: sessions resume. */
+	if (!upgrade_pending() || upgrade_tickets() == -1)
+		tls_ticket_rotate();
 	if (pipe2(srv->ready, O_CLOEXEC | O_NONBLOCK) == -1) {
 		log_warn("pipe2");
 		goto startup_failed;
 	}
-	if (!foreground && (srv->lifeline = daemonize()) == -1)
+	if (upgrade_pending()) {
+		/* Detached already, as the old master was. */
+		upgrade_stderr();
+		if (!foreground)
+			log_detach();
+	} else if (!foreground && (srv->lifeline = daemonize()) == -1)
 		goto startup_failed;
-	if (pidfile_write(srv->pidfh) == -1) {
+	if (srv->pidfh != NULL && pidfile_write(srv->pidfh) == -1) {
 		log_warn("pidfile %s", srv->conf.pidfile);
 		goto startup_failed;
 	}

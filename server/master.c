@@ -194,6 +194,7 @@ master_child_close(void)
 			close(waiting[i].fd);
 	if (ctl_client != -1)
 		close(ctl_client);
+	upgrade_child_close();
 }
 
 /* The slot of a child, or NULL (the key process, a stranger). */
@@ -325,6 +326,8 @@ master_wait_check(struct server *srv, const char *failure)
 static void
 master_ready(struct server *srv)
 {
+	/* An upgrade's new master: the pidfile and control socket now. */
+	upgrade_ready(srv);
 	started = 1;
 	notify_send("READY=1\nMAINPID=%ld\nSTATUS=serving, generation %d",
 	    (long)getpid(), srv->generation);
@@ -375,6 +378,8 @@ master_reap(struct server *srv)
 
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
 		if ((s = master_slot(pid)) == NULL) {
+			if (upgrade_reaped(pid, st))
+				continue;
 			if (pid == srv->keyproc.pid) {
 				log_warnx("key process %ld %s %d", (long)pid,
 				    WIFSIGNALED(st) ? "killed by signal" :
@@ -639,6 +644,28 @@ master_exit(struct server *srv)
 	exit(start_failed ? 1 : 0);
 }
 
+/*
+ * The new master of an upgrade serves: it gets the pidfile and control
+ * socket, and this master finishes its requests and exits, quietly for
+ * systemd, which follows the new one (MAINPID).
+ */
+static void
+master_handover(struct server *srv)
+{
+	pidfile_close(srv->pidfh);
+	srv->pidfh = NULL;
+	if (srv->ctl_fd != -1)
+		close(srv->ctl_fd);	/* the path is the new master's */
+	srv->ctl_fd = -1;
+	upgrade_handover();
+	log_info("upgraded: stopping gracefully");
+	drain_until = 0;
+	srv->draining = 0;
+	stopping = WORKER_QUIT;
+	master_signal_workers(srv, SIGQUIT, -1);
+	master_wait_check(srv, "the server was upgraded");
+}
+
 static void
 master_control(struct server *srv)
 {
@@ -648,10 +675,17 @@ master_control(struct server *srv)
 	if ((cmd = control_accept(srv, &fd)) == -1)
 		return;
 	ctl_client = fd;	/* workers forked meanwhile close it */
-	if ((stopping || srv->draining) &&
-	    (cmd == CONTROL_RELOAD || cmd == CONTROL_REOPEN)) {
+	if ((stopping || srv->draining) && (cmd == CONTROL_RELOAD ||
+	    cmd == CONTROL_REOPEN || cmd == CONTROL_UPGRADE)) {
 		control_reply(fd, "error %s refused: the server is stopping",
-		    cmd == CONTROL_RELOAD ? "reload" : "reopen");
+		    cmd == CONTROL_RELOAD ? "reload" : cmd == CONTROL_REOPEN ?
+		    "reopen" : "upgrade");
+		goto done;
+	}
+	if (upgrade_running() && (cmd == CONTROL_RELOAD ||
+	    cmd == CONTROL_UPGRADE)) {
+		control_reply(fd, "error %s refused: an upgrade is in progress",
+		    cmd == CONTROL_RELOAD ? "reload" : "upgrade");
 		goto done;
 	}
 	switch (cmd) {
@@ -680,6 +714,13 @@ master_control(struct server *srv)
 		master_wait_add(fd, cmd, srv->generation);
 		fd = -1;
 		break;
+	case CONTROL_UPGRADE:
+		if (upgrade_start(srv, fd, err, sizeof(err)) == -1)
+			control_reply(fd, "error upgrade failed, the old master "
+			    "keeps serving: %s", err);
+		else
+			fd = -1;	/* told the outcome later */
+		break;
 	case CONTROL_STATUS:
 	case CONTROL_STATUS_JSON:
 		control_send_status(fd, cmd == CONTROL_STATUS_JSON ?
@@ -695,12 +736,12 @@ master_control(struct server *srv)
 void
 master_run(struct server *srv)
 {
-	struct pollfd	 pfd[2];
+	struct pollfd	 pfd[4];
 	struct timespec	 ts, *tsp;
 	sigset_t	 waitmask;
 	long long	 wake, now;
 	char		 err[1024];
-	int		 i;
+	int		 i, n;
 
 	for (i = 0; i < MASTER_MAX_WAITING; i++)
 		waiting[i].fd = -1;
@@ -727,6 +768,9 @@ master_run(struct server *srv)
 		wake = master_expire();
 		if (drain_until != 0 && (wake == -1 || drain_until < wake))
 			wake = drain_until;
+		if (upgrade_deadline() != -1 && (wake == -1 ||
+		    upgrade_deadline() < wake))
+			wake = upgrade_deadline();
 		if (!stopping && respawn_at > now &&
 		    (master_count(srv->generation, 0) < srv->conf.workers ||
 		    keyproc_lost) &&
@@ -744,7 +788,8 @@ master_run(struct server *srv)
 		pfd[0].events = POLLIN;
 		pfd[1].fd = srv->ctl_fd;
 		pfd[1].events = POLLIN;
-		if (ppoll(pfd, 2, tsp, &waitmask) == -1) {
+		n = 2 + upgrade_pollfds(pfd + 2);
+		if (ppoll(pfd, n, tsp, &waitmask) == -1) {
 			if (errno != EINTR)
 				log_warn("ppoll");
 			pfd[0].revents = pfd[1].revents = 0;
@@ -756,6 +801,9 @@ master_run(struct server *srv)
 		}
 		if (pfd[0].revents & POLLIN)
 			master_read_ready(srv);
+		if (!stopping && upgrade_event(srv))
+			master_handover(srv);
+		upgrade_expire(timecache_mono_ms());
 		if (sig_term) {
 			sig_term = 0;
 			master_stop(srv, WORKER_STOP);
@@ -767,7 +815,10 @@ master_run(struct server *srv)
 		/* No new generation while stopping or draining. */
 		if (sig_hup) {
 			sig_hup = 0;
-			if (!stopping && !srv->draining)
+			if (upgrade_running())
+				log_warnx("SIGHUP ignored: an upgrade is in "
+				    "progress");
+			else if (!stopping && !srv->draining)
 				master_reload(srv, err, sizeof(err));
 		}
 		if (sig_usr1) {

@@ -54,6 +54,35 @@ tls_ticket_rotate(void)
 		nticket_keys++;
 }
 
+/*
+ * The keys as bytes, for a binary upgrade to hand over: the count, then
+ * the keys.  Returns the length, or 0 if buf is too small.
+ */
+size_t
+tls_ticket_export(unsigned char *buf, size_t len)
+{
+	size_t	n = 1 + nticket_keys * sizeof(ticket_keys[0]);
+
+	if (len < n)
+		return 0;
+	buf[0] = nticket_keys;
+	memcpy(buf + 1, ticket_keys, n - 1);
+	return n;
+}
+
+/* Takes keys tls_ticket_export wrote; -1 if they do not look like it. */
+int
+tls_ticket_import(const unsigned char *buf, size_t len)
+{
+	if (len < 1 || buf[0] < 1 || buf[0] > TLS_TICKET_KEYS ||
+	    len != 1 + buf[0] * sizeof(ticket_keys[0]))
+		return -1;
+	tls_ticket_wipe();
+	nticket_keys = buf[0];
+	memcpy(ticket_keys, buf + 1, len - 1);
+	return 0;
+}
+
 void
 tls_ticket_wipe(void)
 {

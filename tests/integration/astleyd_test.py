@@ -550,6 +550,7 @@ class Server:
             ['*:%d' % free_port()]
         self.proc = None
         self.pid = None
+        self.bin = BIN
         self.daemon = daemon
         self.log = None
         self.cleaned = False
@@ -603,8 +604,8 @@ class Server:
         descriptors 3, 4, ... with LISTEN_FDS, LISTEN_FDNAMES (if given)
         and LISTEN_PID (the new process, or LISTEN_PID if given)."""
         self.log = open(self.logpath, 'ab')
-        args = [BIN, '-f', self.conf] if self.daemon else \
-            [BIN, '-d', '-f', self.conf]
+        args = [self.bin, '-f', self.conf] if self.daemon else \
+            [self.bin, '-d', '-f', self.conf]
         listen_env = {}
         preexec = None
         if fds:
@@ -723,6 +724,12 @@ class Server:
 
     def signal(self, sig):
         os.kill(self.pid, sig)
+
+    def adopt(self, pid):
+        """After a binary upgrade: PID, not our child, is the master."""
+        self.old_proc = self.proc
+        self.pid = pid
+        self.daemon = True
 
     def wait_exit(self, timeout=STOP_TIMEOUT):
         """Exit status of the master (None if unknown: daemon not our child)."""
