@@ -551,6 +551,7 @@ class Server:
         self.proc = None
         self.pid = None
         self.bin = BIN
+        self.wrap = []          # a launcher that execs the binary
         self.daemon = daemon
         self.log = None
         self.cleaned = False
@@ -604,8 +605,8 @@ class Server:
         descriptors 3, 4, ... with LISTEN_FDS, LISTEN_FDNAMES (if given)
         and LISTEN_PID (the new process, or LISTEN_PID if given)."""
         self.log = open(self.logpath, 'ab')
-        args = [self.bin, '-f', self.conf] if self.daemon else \
-            [self.bin, '-d', '-f', self.conf]
+        args = self.wrap + ([self.bin, '-f', self.conf] if self.daemon
+                            else [self.bin, '-d', '-f', self.conf])
         listen_env = {}
         preexec = None
         if fds:

@@ -2,6 +2,7 @@
 LISTEN_FDNAMES: sd_listen_fds(3)), matched to listen lines by address."""
 
 import os
+import shutil
 import socket
 
 import unittest
@@ -112,3 +113,27 @@ class InheritTest(ServerTestCase):
         s.close()
         self.assertLyrics(request(p, host='127.0.0.1'))
         self.assertLyrics(request(p, host='::1'))
+
+    def test_under_systemd_socket_activate(self):
+        # systemd's own tool binds both ports, and on the first
+        # connection execs astleyd with them: serve, reload, stop.
+        tool = shutil.which('systemd-socket-activate')
+        if tool is None:
+            self.skipTest('systemd-socket-activate (Debian package '
+                          'systemd) missing')
+        p, q = free_port(), free_port()
+        srv = self.server(start=False, listen=['127.0.0.1:%d' % p],
+                          listen_tls=['127.0.0.1:%d' % q])
+        srv.wrap = [tool, '-l', '127.0.0.1:%d' % p, '-l',
+                    '127.0.0.1:%d' % q, '--fdname=http:https']
+        for var in ('ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS'):
+            srv.wrap += ['-E', var]
+        srv.start()
+        self.assertLyrics(request(p))
+        self.assertLyrics(request(q, tls=True))
+        log = srv.read_log()
+        self.assertIn('the inherited socket http', log)
+        self.assertIn('the inherited socket https', log)
+        self.assertEqual(control(srv, 'reload')[0], 0)
+        self.assertLyrics(request(q, tls=True))
+        self.assertEqual(srv.stop(), 0)
