@@ -138,6 +138,12 @@ int	sandbox_check(int, char *, size_t);
 int	sandbox_enter(int);
 int	sandbox_enter_keyproc(int);
 
+/* proctitle.c */
+void	 proctitle_init(int, char *[], char *[]);
+const char *proctitle_cmdline(void);
+void	 proctitle_set(const char *, ...)
+	    __attribute__((format(printf, 1, 2)));
+
 /* notify.c */
 void	notify_send(const char *, ...) __attribute__((format(printf, 1, 2)));
 

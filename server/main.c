@@ -92,7 +92,7 @@ main(int argc, char *argv[], char *envp[])
 	 * the privilege drop and the sandbox.
 	 */
 	closefrom(STDERR_FILENO + 1);
-	setproctitle_init(argc, argv, envp);
+	proctitle_init(argc, argv, envp);
 	while ((ch = getopt(argc, argv, "df:hs:tv")) != -1) {
 		switch (ch) {
 		case 'd':
@@ -231,7 +231,7 @@ main(int argc, char *argv[], char *envp[])
 		log_warn("pidfile %s", srv->conf.pidfile);
 		goto startup_failed;
 	}
-	setproctitle("master process");
+	proctitle_set("master process %s", proctitle_cmdline());
 	master_run(srv);
 
  startup_failed:

@@ -251,7 +251,7 @@ worker_init(struct server *srv)
 
 	worker_drop_privileges(&srv->conf);
 	/* Only now: a process titled a worker never runs as root. */
-	setproctitle("worker process");
+	proctitle_set("worker process");
 	/* Exit with the master, even if it is killed outright. */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (getppid() != master)

@@ -32,6 +32,7 @@ BIN = os.environ.get('ASTLEYD_BIN') or os.path.join(ROOT, 'build', 'asan',
                                                     'astleyd')
 LEAVE = os.environ.get('ASTLEYD_TEST_LEAVE') == '1'
 KEYPROC_TITLE = 'astleyd: key process'
+WORKER_TITLE = 'astleyd: worker process'
 LYRICS_PATH = os.path.join(ROOT, 'server', 'lyrics.txt')
 LYRICS_SHA256 = ('aae46153ab1dc03765dc9c6b624126344aba0c1cc798444c4eccf915'
                  'c98a7a34')
@@ -194,14 +195,21 @@ def children(pid):
 
 
 def cmdline(pid):
-    """The process title: /proc/PID/cmdline up to the first NUL (libbsd's
-    setproctitle may leave a '.' marker after it, past the terminator)."""
+    """The process title as ps shows it: /proc/PID/cmdline with trailing
+    NULs dropped and inner ones as spaces.  Nothing is cut, so a mark
+    libbsd's setproctitle leaves after a short title shows."""
     try:
         with open('/proc/%d/cmdline' % pid, 'rb') as f:
             raw = f.read()
     except OSError:
         return None
-    return raw.split(b'\0', 1)[0].decode(errors='replace')
+    return raw.rstrip(b'\0').replace(b'\0', b' ').decode(errors='replace')
+
+
+def master_title(*args):
+    """The master's title, as nginx's: its role, then its command line as
+    it was started (ARGS after the binary)."""
+    return ' '.join(('astleyd: master process', BIN) + args)
 
 
 def proc_state(pid):
@@ -635,6 +643,11 @@ class Server:
         if wait:
             self.wait_ready()
 
+    def master_title(self):
+        """What cmdline() of this server's master must be."""
+        return master_title('-f', self.conf) if self.daemon else \
+            master_title('-d', '-f', self.conf)
+
     def read_pidfile(self):
         with open(self.pidfile) as f:
             txt = f.read()
@@ -687,7 +700,7 @@ class Server:
         def ok():
             w = self.worker_pids()
             if len(w) == n and not ex.intersection(w) and \
-                    all(cmdline(p) == 'astleyd: worker process' for p in w):
+                    all(cmdline(p) == WORKER_TITLE for p in w):
                 return w
             return None
         w = wait_for(ok, timeout)

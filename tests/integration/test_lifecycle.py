@@ -19,8 +19,6 @@ from astleyd_test import (IO_TIMEOUT, START_TIMEOUT, ServerTestCase,
                           is_root, occupy_port, port_bindable, proc_state,
                           request, run_bin, wait_for)
 
-MASTER_TITLE = 'astleyd: master process'
-WORKER_TITLE = 'astleyd: worker process'
 GET = 'GET / HTTP/1.1\r\nHost: life\r\n\r\n'
 
 
@@ -265,12 +263,12 @@ class DaemonTest(LifecycleTestCase):
         pid = srv.read_pidfile()
         srv.pid = pid
         self.assertTrue(alive(pid), 'pidfile names dead pid %d' % pid)
-        self.assertEqual(cmdline(pid), MASTER_TITLE)
+        self.assertEqual(cmdline(pid), srv.master_title())
         self.assertLyrics(request(srv.port, host=srv.host))
         self.assertLyrics(request(srv.tls_port, host=srv.host, tls=True))
         w = srv.worker_pids()
         self.assertEqual(len(w), workers, w)
-        self.assertTrue(all(cmdline(p) == WORKER_TITLE for p in w), w)
+        self.assertTrue(all(cmdline(p) == T.WORKER_TITLE for p in w), w)
         self.assertTrue(stat.S_ISSOCK(os.stat(sock_path(srv)).st_mode))
         return pid
 
