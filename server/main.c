@@ -103,8 +103,12 @@ main(int argc, char *argv[], char *envp[])
 			break;
 		case 's':
 			signame = optarg;
-			if (control_command(signame) == -1)
+			if (control_command(signame) == -1) {
+				fprintf(stderr, "astleyd: invalid -s command "
+				    "\"%s\" (reload, stop, quit or reopen)\n",
+				    signame);
 				usage(1);
+			}
 			break;
 		case 't':
 			test = 1;

@@ -420,7 +420,11 @@ class ControlTest(LifecycleTestCase):
         for args in (['-s', 'bogus'], ['-s', 'RELOAD'], ['-s', '']):
             rc, out, err = run_bin(['-f', srv.conf] + args)
             self.assertEqual((rc, out), (1, ''), args)
-            self.assertTrue(err.startswith('usage: astleyd'), err)
+            # What is wrong first, then the usage.
+            first, rest = err.split('\n', 1)
+            self.assertEqual(first, 'astleyd: invalid -s command "%s" '
+                             '(reload, stop, quit or reopen)' % args[1])
+            self.assertTrue(rest.startswith('usage: astleyd'), err)
         self.assertEqual(srv.worker_pids(), workers)
         self.assertLyrics(request(srv.port))
 
@@ -455,9 +459,22 @@ class ControlTest(LifecycleTestCase):
             return r.stdout.decode(errors='replace').strip()
 
         self.assertEqual(as_nobody(), 'connect failed: PermissionError')
-        # Even with the mode loosened, the master asks who is calling.
+        # astleyd -s says so, not "not running?".
+        r = subprocess.run([T.BIN, '-f', srv.conf, '-s', 'reload'],
+                           user=nobody.pw_uid, group=nobody.pw_gid,
+                           extra_groups=[], cwd='/', env=T._child_env(),
+                           stdin=subprocess.DEVNULL, capture_output=True,
+                           timeout=20)
+        self.assertEqual((r.returncode, r.stdout), (1, b''), r.stderr)
+        self.assertEqual(r.stderr.decode(), 'astleyd: permission denied: '
+                         'control socket %s: Permission denied (only root '
+                         "and the master's user may ask)\n" % path)
+        # Even with the mode loosened, the master asks who is calling,
+        # and says why it will not answer.
         os.chmod(path, 0o666)
-        self.assertEqual(as_nobody(), "reply: b''")
+        self.assertEqual(as_nobody(), 'reply: %r' % (
+            b"error permission denied: only root and the master's user "
+            b"may ask\n"))
         self.assertIn('control: refused a client with uid %d' %
                       nobody.pw_uid, srv.read_log())
         self.assertTrue(alive(srv.pid))
