@@ -114,6 +114,7 @@ void	accesslog_take(struct accesslog_req *, const struct http_request *,
 void	accesslog_write(const struct accesslog_req *, const struct sockaddr *,
 	    int, long long);
 void	accesslog_addr(const struct sockaddr *, char *, size_t);
+void	accesslog_escape(char *, size_t, const char *, size_t);
 
 /* control.c */
 #define CONTROL_TIMEOUT_MS	(3600 * 1000 + 15000)	/* shutdown_timeout max */
@@ -154,7 +155,7 @@ EVP_PKEY *tls_key_load(const struct conf *, char *, size_t);
 void	 tls_ticket_rotate(void);
 void	 tls_ticket_wipe(void);
 SSL	*tls_conn_new(SSL_CTX *, int);
-int	 tls_handshake(SSL *);
+int	 tls_handshake(SSL *, char *, size_t);
 long	 tls_read(SSL *, void *, size_t);
 long	 tls_write(SSL *, const void *, size_t);
 int	 tls_pending(SSL *);

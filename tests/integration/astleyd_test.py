@@ -502,6 +502,9 @@ def _child_env(sandir=None):
     """Environment for the binary.  Sanitizer reports go to stderr, or
     for a daemon (stderr is /dev/null) to files in SANDIR."""
     env = dict(os.environ)
+    # Whatever journal the test runner logs to, the binary's stderr is
+    # not it (tests that want it set it).
+    env.pop('JOURNAL_STREAM', None)
     # Sanitizer reports must reach the log we check, not some other file.
     for var in ('ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS'):
         opts = [o for o in env.get(var, '').split(':')
@@ -538,7 +541,7 @@ class Server:
     """
 
     def __init__(self, workers=2, extra=None, listen=None, listen_tls=None,
-                 start=True, daemon=False):
+                 start=True, daemon=False, env=None):
         self.dir = tempfile.mkdtemp(prefix='astleyd-test-')
         # 0700: the master (root or the test user) reads the certificate;
         # workers need nothing from this directory.
@@ -558,6 +561,7 @@ class Server:
         self.proc = None
         self.pid = None
         self.daemon = daemon
+        self.env = dict(env or {})     # added to the binary's environment
         self.log = None
         self.cleaned = False
         self.seen_workers = set()
@@ -617,10 +621,12 @@ class Server:
             os.mkdir(sandir)
             os.chmod(sandir, 0o1777)
             os.chmod(self.dir, 0o711)
+        env = _child_env(sandir)
+        env.update(self.env)
         self.proc = subprocess.Popen(args, cwd=self.dir,
                                      stdin=subprocess.DEVNULL,
                                      stdout=self.log, stderr=subprocess.STDOUT,
-                                     env=_child_env(sandir))
+                                     env=env)
         if self.daemon:
             try:
                 rc = self.proc.wait(START_TIMEOUT)
