@@ -332,6 +332,9 @@ class ErrorLogTest(LogTestCase):
     def test_error_log_file(self):
         srv = self.server(workers=2, extra={'error_log': 'error.log'})
         path = os.path.join(srv.dir, 'error.log')
+        # Serving is not yet "started": every worker must be ready.
+        self.assertTrue(wait_for(lambda: b'started:' in read_bytes(path),
+                                 5), read_bytes(path))
         rc, out, err = control(srv, 'reload')
         self.assertEqual(rc, 0, err)
         good = srv.conf_text()
