@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "log.h"
 
 #define CONF_MAX_FILE	(1024 * 1024)
 
@@ -31,7 +32,8 @@ struct conf_ctx {
 	char		*err;
 	size_t		 errlen;
 	int		 seen[32];	/* line of each directive, by index */
-	int		 lenient;	/* skip bad lines: conf_load_pidfile */
+	int		 lenient;	/* skip bad lines: conf_load_lenient */
+	const char	*opt;		/* a second value, when one is allowed */
 };
 
 struct conf_directive {
@@ -92,6 +94,18 @@ set_log(struct conf_ctx *ctx, struct conf *conf,
 		return 0;
 	}
 	return set_path(ctx, conf, d, v);
+}
+
+/* error_log TARGET [LEVEL], the level as nginx names them. */
+static int
+set_error_log(struct conf_ctx *ctx, struct conf *conf,
+    const struct conf_directive *d, const char *v)
+{
+	if (ctx->opt != NULL &&
+	    (conf->error_log_level = log_level_parse(ctx->opt)) == -1)
+		return conf_error(ctx, "%s: invalid level \"%s\" (error, warn, "
+		    "notice, info or debug)", d->name, ctx->opt);
+	return set_log(ctx, conf, d, v);
 }
 
 static int
@@ -416,7 +430,7 @@ static const struct conf_directive directives[] = {
 	{ "pidfile", set_path, OFF(pidfile), 0, 0, 0 },
 	{ "tls_certificate", set_path, OFF(tls_certificate), 0, 0, 0 },
 	{ "tls_certificate_key", set_path, OFF(tls_certificate_key), 0, 0, 0 },
-	{ "error_log", set_log, OFF(error_log), 0, 0, 0 },
+	{ "error_log", set_error_log, OFF(error_log), 0, 0, 0 },
 	{ "access_log", set_log, OFF(access_log), 0, 0, 0 },
 	{ "header_timeout", set_duration, OFF(header_timeout), 1, MS(3600), 0 },
 	{ "handshake_timeout", set_duration, OFF(handshake_timeout), 1,
@@ -454,6 +468,7 @@ conf_defaults(struct conf *conf)
 	strlcpy(conf->group, "nogroup", sizeof(conf->group));
 	strlcpy(conf->pidfile, "/run/astleyd.pid", sizeof(conf->pidfile));
 	strlcpy(conf->access_log, "off", sizeof(conf->access_log));
+	conf->error_log_level = LOGL_NOTICE;
 	conf->worker_connections = 4096;
 	conf->header_timeout = 10000;
 	conf->handshake_timeout = 10000;
@@ -568,21 +583,24 @@ conf_line(struct conf_ctx *ctx, struct conf *conf, char *line)
 	d = &directives[i];
 	if (n == 1)
 		return conf_error(ctx, "%s: missing value", d->name);
-	/* A listener takes one option after its address. */
-	if (n == 4 || (n == 3 && d->set != set_listen))
+	/* A listener takes one option after its address, error_log a level. */
+	if (n == 4 || (n == 3 && d->set != set_listen &&
+	    d->set != set_error_log))
 		return conf_error(ctx, "%s: takes one value", d->name);
-	if (n == 3 && d->off == 2)
+	if (n == 3 && d->set == set_listen && d->off == 2)
 		return conf_error(ctx, "%s: takes one value", d->name);
-	if (n == 3 && strcmp(word[2], "proxy_protocol") != 0)
+	if (n == 3 && d->set == set_listen &&
+	    strcmp(word[2], "proxy_protocol") != 0)
 		return conf_error(ctx, "%s: unknown option \"%s\" (the one "
 		    "option is proxy_protocol)", d->name, word[2]);
 	if (!d->repeat && ctx->seen[i] != 0)
 		return conf_error(ctx, "%s: duplicate directive (first at "
 		    "line %d)", d->name, ctx->seen[i]);
 	ctx->seen[i] = ctx->line;
+	ctx->opt = n == 3 ? word[2] : NULL;
 	if (d->set(ctx, conf, d, word[1]) == -1)
 		return -1;
-	if (n == 3)
+	if (n == 3 && d->set == set_listen)
 		conf->listen[conf->nlisten - 1].proxy = 1;
 	return 0;
 }
@@ -703,12 +721,19 @@ conf_load(const char *path, struct conf *conf, char *err, size_t errlen)
  * reach the running master to hear what is wrong with the new config.
  */
 int
+conf_load_lenient(const char *path, struct conf *conf, char *err,
+    size_t errlen)
+{
+	return conf_load_ctx(path, conf, err, errlen, 1);
+}
+
+int
 conf_load_pidfile(const char *path, char *out, size_t outlen, char *err,
     size_t errlen)
 {
 	static struct conf	conf;
 
-	if (conf_load_ctx(path, &conf, err, errlen, 1) == -1)
+	if (conf_load_lenient(path, &conf, err, errlen) == -1)
 		return -1;
 	if (strlcpy(out, conf.pidfile, outlen) >= outlen) {
 		snprintf(err, errlen, "%s: pidfile path too long", path);

@@ -47,6 +47,7 @@ struct conf {
 	char			 tls_certificate[PATH_MAX];
 	char			 tls_certificate_key[PATH_MAX];
 	char			 error_log[PATH_MAX];	/* "" = default */
+	int			 error_log_level;	/* LOGL_* */
 	char			 access_log[PATH_MAX];
 	int			 header_timeout;	/* all in ms */
 	int			 handshake_timeout;
@@ -74,6 +75,11 @@ struct conf {
 /* 0 on success; -1 with "file:line: message" (or "file: message") in err. */
 int	conf_load(const char *, struct conf *, char *, size_t);
 int	conf_load_pidfile(const char *, char *, size_t, char *, size_t);
+/*
+ * What a file that may be broken says, its bad lines skipped: enough to
+ * find the pidfile or the error log of a configuration that fails.
+ */
+int	conf_load_lenient(const char *, struct conf *, char *, size_t);
 /* Parse from memory; name is used in messages.  For tests and conf_load. */
 int	conf_parse(const char *, const char *, size_t, struct conf *,
 	    char *, size_t);

@@ -15,7 +15,7 @@ static const char	tc_longdays[7][10] = { "Sunday", "Monday", "Tuesday",
 
 static time_t	tc_now = -1;
 static char	tc_http[TIMECACHE_HTTP_LEN + 1];
-static char	tc_log[32];
+static char	tc_log[TIMECACHE_CLF_LEN + 1];
 
 void
 timecache_format(time_t t, char out[TIMECACHE_HTTP_LEN + 1])
@@ -30,6 +30,45 @@ timecache_format(time_t t, char out[TIMECACHE_HTTP_LEN + 1])
 	    tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
+/* The local time of t and its offset east of UTC, in minutes. */
+static void
+tc_local(time_t t, struct tm *tm, char *sign, long *off)
+{
+	localtime_r(&t, tm);
+	*off = tm->tm_gmtoff / 60;
+	*sign = *off < 0 ? '-' : '+';
+	if (*off < 0)
+		*off = -*off;
+}
+
+void
+timecache_clf(time_t t, char out[TIMECACHE_CLF_LEN + 1])
+{
+	struct tm	tm;
+	long		off;
+	char		sign, buf[80];
+
+	tc_local(t, &tm, &sign, &off);
+	snprintf(buf, sizeof(buf), "%02d/%s/%04d:%02d:%02d:%02d %c%02ld%02ld",
+	    tm.tm_mday, tc_months[tm.tm_mon % 12], (tm.tm_year + 1900) % 10000,
+	    tm.tm_hour, tm.tm_min, tm.tm_sec, sign, off / 60 % 100, off % 60);
+	strlcpy(out, buf, TIMECACHE_CLF_LEN + 1);
+}
+
+void
+timecache_iso(time_t t, char out[TIMECACHE_ISO_LEN + 1])
+{
+	struct tm	tm;
+	long		off;
+	char		sign, buf[80];
+
+	tc_local(t, &tm, &sign, &off);
+	snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d%c%02ld:%02ld",
+	    (tm.tm_year + 1900) % 10000, tm.tm_mon % 12 + 1, tm.tm_mday,
+	    tm.tm_hour, tm.tm_min, tm.tm_sec, sign, off / 60 % 100, off % 60);
+	strlcpy(out, buf, TIMECACHE_ISO_LEN + 1);
+}
+
 int
 timecache_update(void)
 {
@@ -41,9 +80,7 @@ timecache_update(void)
 		return 0;
 	tc_now = ts.tv_sec;
 	timecache_format(tc_now, tc_http);
-	/* "Sun, 06 Nov 1994 08:49:37 GMT" -> "06/Nov/1994:08:49:37 +0000" */
-	snprintf(tc_log, sizeof(tc_log), "%.2s/%.3s/%.4s:%.8s +0000",
-	    tc_http + 5, tc_http + 8, tc_http + 12, tc_http + 17);
+	timecache_clf(tc_now, tc_log);
 	return 1;
 }
 

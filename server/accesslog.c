@@ -1,8 +1,9 @@
 /*
  * The access log line: the combined format plus the request time in
- * microseconds.  What a line needs from a request is taken, made safe,
- * while the request's bytes are still in the buffer (accesslog_take):
- * discarding a body may move or overwrite them before the response.
+ * microseconds, the time local with its offset (as nginx and Apache).
+ * What a line needs from a request is taken, made safe, while the
+ * request's bytes are still in the buffer (accesslog_take): discarding a
+ * body may move or overwrite them before the response.
  */
 #include <sys/socket.h>
 
@@ -12,20 +13,39 @@
 #include <stdio.h>
 #include <string.h>
 
-#define LIBBSD_OPENBSD_VIS
-#include <vis.h>
-
 #include "astleyd.h"
 
-/* Untrusted bytes, made safe for a log line (libbsd's strnvisx). */
-static void
-accesslog_vis(char *dst, size_t dlen, const char *src, size_t slen)
+/*
+ * Untrusted bytes, made safe for a log line as nginx does: a quote, a
+ * backslash, a control byte or a byte over 0x7e becomes \xHH, so a line
+ * stays one line of printable ASCII that log tools can split on quotes.
+ * Cut at a byte boundary when dst is full; always terminated.
+ */
+void
+accesslog_escape(char *dst, size_t dlen, const char *src, size_t slen)
 {
-	if (slen > (dlen - 1) / 4)
-		slen = (dlen - 1) / 4;	/* 4 bytes per byte at worst */
-	if (strnvisx(dst, dlen, src, slen, VIS_CSTYLE | VIS_DQ | VIS_TAB |
-	    VIS_NL) == -1)
-		strlcpy(dst, "-", dlen);
+	static const char	 hex[] = "0123456789ABCDEF";
+	unsigned char		 b;
+	size_t			 i, n = 0;
+
+	if (dlen == 0)
+		return;
+	for (i = 0; i < slen; i++) {
+		b = (unsigned char)src[i];
+		if (b < 0x20 || b > 0x7e || b == '"' || b == '\\') {
+			if (n + 4 >= dlen)
+				break;
+			dst[n++] = '\\';
+			dst[n++] = 'x';
+			dst[n++] = hex[b >> 4];
+			dst[n++] = hex[b & 0xf];
+		} else {
+			if (n + 1 >= dlen)
+				break;
+			dst[n++] = b;
+		}
+	}
+	dst[n] = '\0';
 }
 
 /*
@@ -47,7 +67,7 @@ accesslog_take(struct accesslog_req *al, const struct http_request *req,
 			n = nl - p;
 		if (n > 0 && p[n - 1] == '\r')
 			n--;
-		accesslog_vis(al->request, sizeof(al->request), p,
+		accesslog_escape(al->request, sizeof(al->request), p,
 		    n > 200 ? 200 : n);
 		return;
 	}
@@ -55,12 +75,12 @@ accesslog_take(struct accesslog_req *al, const struct http_request *req,
 	snprintf(line, sizeof(line), "%.*s HTTP/1.%d",
 	    (int)(len > 900 ? 900 : len), req->method_name.p,
 	    req->version_minor);
-	accesslog_vis(al->request, sizeof(al->request), line, strlen(line));
+	accesslog_escape(al->request, sizeof(al->request), line, strlen(line));
 	if (req->referer.p != NULL)
-		accesslog_vis(al->referer, sizeof(al->referer), req->referer.p,
+		accesslog_escape(al->referer, sizeof(al->referer), req->referer.p,
 		    req->referer.len);
 	if (req->user_agent.p != NULL)
-		accesslog_vis(al->user_agent, sizeof(al->user_agent),
+		accesslog_escape(al->user_agent, sizeof(al->user_agent),
 		    req->user_agent.p, req->user_agent.len);
 }
 

@@ -116,6 +116,7 @@ void	accesslog_take(struct accesslog_req *, const struct http_request *,
 void	accesslog_write(const struct accesslog_req *, const struct sockaddr *,
 	    int, long long);
 void	accesslog_addr(const struct sockaddr *, char *, size_t);
+void	accesslog_escape(char *, size_t, const char *, size_t);
 
 /* control.c */
 #define CONTROL_TIMEOUT_MS	(3600 * 1000 + 15000)	/* shutdown_timeout max */
@@ -162,6 +163,12 @@ int	sandbox_check(int, char *, size_t);
 int	sandbox_enter(int);
 int	sandbox_enter_keyproc(int);
 
+/* proctitle.c */
+void	 proctitle_init(int, char *[], char *[]);
+const char *proctitle_cmdline(void);
+void	 proctitle_set(const char *, ...)
+	    __attribute__((format(printf, 1, 2)));
+
 /* notify.c */
 void	notify_send(const char *, ...) __attribute__((format(printf, 1, 2)));
 
@@ -176,7 +183,7 @@ int	 tls_ticket_import(const unsigned char *, size_t);
 #define TLS_TICKET_EXPORT_MAX	256
 SSL	*tls_conn_new(SSL_CTX *, int);
 void	 tls_conn_info(SSL *, int *, int *);
-int	 tls_handshake(SSL *);
+int	 tls_handshake(SSL *, char *, size_t);
 long	 tls_read(SSL *, void *, size_t);
 long	 tls_write(SSL *, const void *, size_t);
 int	 tls_pending(SSL *);

@@ -21,8 +21,10 @@
 #include <netinet/in.h>
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -39,6 +41,7 @@
 #define CONN_TURN	16	/* requests or reads per turn, then yield */
 #define CONN_FREE_BUFS	64	/* buffers kept for reuse */
 #define CONN_WARN_MS	60000	/* one "worker_connections" warning a minute */
+#define CONN_NOTES	10	/* lines a second about clients' errors */
 #define CONN_HEAD_MAX(conf)	\
 	((size_t)(2 * (conf)->max_uri_size + (conf)->max_header_size))
 
@@ -137,8 +140,7 @@ static struct conn_pool {
 	int			 quitting;
 	int			 draining;	/* /healthz says 503 */
 	long long		 warned;	/* last cap warning, ms */
-	long long		 noted;		/* last client error line, ms */
-	int			 unnoted;	/* client errors not logged since */
+	struct log_ratelimit	 notes;		/* lines about clients' errors */
 } pool;
 
 static void	conn_close(struct conn *);
@@ -174,6 +176,9 @@ conn_init(const struct conf *conf, SSL_CTX *ctx, int epfd, int cap)
 	len[TIMER_LINGER] = CONN_LINGER_MS;
 	timers_init(&pool.timers, len);
 	pool.warned = -CONN_WARN_MS;
+	memset(&pool.notes, 0, sizeof(pool.notes));
+	pool.notes.burst = CONN_NOTES;
+	pool.notes.start = -1000000;
 	/* Untouched slots cost no memory: calloc maps them lazily. */
 	if ((pool.conns = calloc(cap, sizeof(*pool.conns))) == NULL ||
 	    (pool.path = malloc(pool.pathcap)) == NULL)
@@ -360,27 +365,63 @@ conn_respond(struct conn *c, int resp, int connhdr)
 }
 
 /*
- * A client's misbehaviour, at most one line a second per worker, so a
- * scanner cannot flood the log; the lines held back are counted.
+ * A client's misbehaviour, at info: at most CONN_NOTES lines a second
+ * per worker, so a scanner cannot flood the log; the lines held back are
+ * counted and reported in one line (conn_notes_flush).
  */
-static void
-conn_note(const struct conn *c, const char *what)
-{
-	char		 addr[INET6_ADDRSTRLEN];
-	long long	 now = timecache_mono_ms();
+static void	conn_note(const struct conn *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
 
-	if (now - pool.noted < 1000) {
-		pool.unnoted++;
+static void
+conn_note(const struct conn *c, const char *fmt, ...)
+{
+	char	 addr[INET6_ADDRSTRLEN], msg[512];
+	va_list	 ap;
+	int	 held;
+
+	if (!log_enabled(LOGL_INFO))
 		return;
-	}
-	pool.noted = now;
+	if (!log_ratelimit(&pool.notes, timecache_mono_ms(), &held))
+		return;
+	if (held > 0)
+		log_info("%d similar messages suppressed", held);
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
 	accesslog_addr((const struct sockaddr *)&c->peer, addr, sizeof(addr));
-	if (pool.unnoted > 0)
-		log_info("%s: %s (and %d more since)", addr, what,
-		    pool.unnoted);
-	else
-		log_info("%s: %s", addr, what);
-	pool.unnoted = 0;
+	log_info("%s: %s", addr, msg);
+}
+
+/* The count of lines held back, once their second is over. */
+static void
+conn_notes_flush(void)
+{
+	int	held;
+
+	if ((held = log_ratelimit_flush(&pool.notes, timecache_mono_ms())) > 0)
+		log_info("%d similar messages suppressed", held);
+}
+
+/* What was wrong with a request answered resp, for conn_note. */
+static const char *
+conn_fail_reason(int resp)
+{
+	size_t	body;
+
+	switch (http_resp_status(resp, &body)) {
+	case 408:
+		return "request not complete within header_timeout";
+	case 413:
+		return "request body larger than max_body_size";
+	case 414:
+		return "request line longer than max_uri_size";
+	case 431:
+		return "request header section too large";
+	case 505:
+		return "HTTP version not supported";
+	default:
+		return "malformed request";
+	}
 }
 
 /* ------------------------------------------------------------- steps */
@@ -449,11 +490,13 @@ conn_tls_count(struct conn *c)
 static int
 conn_handshake(struct conn *c)
 {
+	char	why[256];
+
 	/* The first bytes: no longer a connection that has sent nothing. */
 	if (c->timer.kind == TIMER_HELLO)
 		timer_start(&pool.timers, &c->timer, TIMER_HANDSHAKE,
 		    timecache_mono_ms());
-	switch (tls_handshake(c->ssl)) {
+	switch (tls_handshake(c->ssl, why, sizeof(why))) {
 	case IO_PLAIN_HTTP:
 		/* Say why in cleartext, as nginx does, and close. */
 		conn_note(c, "plain HTTP request on a TLS port");
@@ -477,7 +520,11 @@ conn_handshake(struct conn *c)
 	case IO_WANT_WRITE:
 		return STEP_WRITE;
 	default:
-		STATUS_INC(tls_failed);
+		/* A client that left before its first byte did not fail. */
+		if (why[0] != '\0') {
+			STATUS_INC(tls_failed);
+			conn_note(c, "TLS handshake failed: %s", why);
+		}
 		c->tls_error = 1;
 		return STEP_CLOSE;
 	}
@@ -547,6 +594,12 @@ conn_counted(struct conn *c, int resp)
 static int
 conn_fail(struct conn *c, int resp)
 {
+	size_t	body;
+
+	/* Plain HTTP on a TLS port had its own line. */
+	if (resp != HTTP_RESP_400_PLAIN)
+		conn_note(c, "%s: answered %d", conn_fail_reason(resp),
+		    http_resp_status(resp, &body));
 	if (conn_buf_get(c) == -1)
 		return STEP_CLOSE;
 	status_request();
@@ -616,6 +669,7 @@ conn_request(struct conn *c, const struct http_request *req, int n)
 	c->keepalive = req->keepalive;
 	c->minor = req->version_minor;
 	if (http_path_normalize(req, pool.path, pool.pathcap) == -1) {
+		conn_note(c, "malformed request path: answered 400");
 		c->linger = 1;
 		conn_answer(c, HTTP_RESP_400, 1);
 		return STEP_NEXT;
@@ -634,6 +688,7 @@ conn_request(struct conn *c, const struct http_request *req, int n)
 	if (req->chunked)
 		http_chunked_init(&c->ch);
 	else if (req->content_length > conf->max_body_size) {
+		conn_note(c, "%s: answered 413", conn_fail_reason(HTTP_RESP_413));
 		c->linger = 1;
 		conn_answer(c, HTTP_RESP_413, 1);
 		return STEP_NEXT;
@@ -759,6 +814,9 @@ conn_body(struct conn *c)
 			n = http_parse_chunked(&c->ch, c->buf->in + c->off,
 			    c->inlen - c->off, pool.conf->max_body_size);
 			if (n < 0) {
+				conn_note(c, "%s: answered %d", n == -413 ?
+				    conn_fail_reason(HTTP_RESP_413) :
+				    "malformed chunked body", (int)-n);
 				c->linger = 1;
 				conn_answer(c, http_resp_for_status(-n), 1);
 				break;
@@ -1171,11 +1229,15 @@ conn_run(void)
 int
 conn_timeout(void)
 {
-	long long	ms;
+	long long	ms, held;
 
 	if (pool.nqueued > 0)
 		return 0;
 	ms = timers_next(&pool.timers, timecache_mono_ms());
+	/* Wake to report the lines held back, even with nothing to do. */
+	held = log_ratelimit_next(&pool.notes, timecache_mono_ms());
+	if (held != -1 && (ms == -1 || held < ms))
+		ms = held;
 	return ms > INT32_MAX ? INT32_MAX : (int)ms;
 }
 
@@ -1191,6 +1253,7 @@ conn_expire(void)
 	long long	 now = timecache_mono_ms();
 	int		 kind;
 
+	conn_notes_flush();
 	while ((t = timers_expired(&pool.timers, now, &kind)) != NULL) {
 		c = (struct conn *)((char *)t - offsetof(struct conn, timer));
 		STATUS_INC(timeouts[kind]);

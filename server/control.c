@@ -176,23 +176,18 @@ int
 control_accept(struct server *srv, int *fdp)
 {
 	struct pollfd	 pfd;
-	char		 buf[32];
+	char		 buf[32] = "";
 	long long	 deadline, left;
 	uid_t		 uid;
 	gid_t		 gid;
 	ssize_t		 n;
 	size_t		 len = 0;
-	int		 fd, cmd;
+	int		 fd, cmd, refused;
 
 	if ((fd = accept4(srv->ctl_fd, NULL, NULL, SOCK_CLOEXEC)) == -1)
 		return -1;
-	if (getpeereid(fd, &uid, &gid) == -1 ||
-	    (uid != 0 && uid != geteuid())) {
-		log_warnx("control: refused a client with uid %ld",
-		    (long)uid);
-		close(fd);
-		return -1;
-	}
+	refused = getpeereid(fd, &uid, &gid) == -1 ||
+	    (uid != 0 && uid != geteuid());
 	/* One deadline for the whole command: the master waits on it. */
 	deadline = timecache_mono_ms() + CONTROL_READ_MS;
 	pfd.fd = fd;
@@ -206,6 +201,18 @@ control_accept(struct server *srv, int *fdp)
 	}
 	buf[len] = '\0';
 	buf[strcspn(buf, "\r\n")] = '\0';
+	/*
+	 * Refused once its command is read: a close with the command
+	 * unread would reset the connection, and the reason with it.
+	 */
+	if (refused) {
+		log_warnx("control: refused a client with uid %ld",
+		    (long)uid);
+		control_reply(fd, "error permission denied: only root and "
+		    "the master's user may ask");
+		close(fd);
+		return -1;
+	}
 	if ((cmd = control_command(buf)) == -1) {
 		control_reply(fd, "error unknown command");
 		close(fd);
@@ -310,8 +317,16 @@ control_client(const char *pidfile, const char *name, int timeout_ms)
 	}
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
 	    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
-		fprintf(stderr, "astleyd: not running? control socket %s: "
-		    "%s\n", path, strerror(errno));
+		/* A socket we may not use is no sign of a master gone. */
+		if (errno == EACCES || errno == EPERM)
+			fprintf(stderr, "astleyd: permission denied: control "
+			    "socket %s: %s (only root and the master's user "
+			    "may ask)\n", path, strerror(errno));
+		else
+			fprintf(stderr, "astleyd: not running? control socket "
+			    "%s: %s\n", path, strerror(errno));
+		if (fd != -1)
+			close(fd);
 		return 1;
 	}
 	/* Who answers: stop waits for that process to be gone. */

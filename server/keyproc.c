@@ -423,7 +423,7 @@ keyproc_main(const struct conf *conf, int ctl)
 				    SIGPIPE };
 	size_t			 i;
 
-	setproctitle("key process");
+	proctitle_set("key process");
 	/*
 	 * The master's signal mask and handlers do not apply: a stop kills
 	 * it (it holds no requests), the rest is for the master.

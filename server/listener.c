@@ -126,7 +126,7 @@ listener_take(const struct listener *l)
 		if ((fd = inherited[i].fd) == -1 || !listener_same(fd, &l->cl))
 			continue;
 		inherited[i].fd = -1;
-		log_info("%s %s: the inherited socket%s%s", l->cl.tls ?
+		log_notice("%s %s: the inherited socket%s%s", l->cl.tls ?
 		    "listen_tls" : l->cl.status ? "status_listen" : "listen",
 		    l->cl.name, inherited[i].name[0] ? " " : "",
 		    inherited[i].name);

@@ -52,11 +52,11 @@ daemonize(void)
 	pid_t	pid;
 
 	if (pipe2(lifeline, O_CLOEXEC) == -1) {
-		log_warn("pipe2");
+		log_err("pipe2");
 		return -1;
 	}
 	if ((pid = fork()) == -1) {
-		log_warn("fork");
+		log_err("fork");
 		return -1;
 	}
 	if (pid > 0) {
@@ -70,11 +70,30 @@ daemonize(void)
 	close(lifeline[0]);
 	umask(022);
 	if (setsid() == -1 || chdir("/") == -1) {
-		log_warn("detaching");
+		log_err("detaching");
 		close(lifeline[1]);
 		return -1;
 	}
 	return lifeline[1];
+}
+
+/*
+ * A start that failed: said on stderr and, once the configuration names
+ * an error log elsewhere, there too (nginx's [emerg]): under an init
+ * script stderr is lost.  A configuration that did not load is read
+ * again, skipping bad lines, for its error_log.
+ */
+static void
+main_emerg(const char *path, int logs_open, const char *msg)
+{
+	static struct conf	conf;
+	char			err[1024];
+
+	if (!logs_open && path[0] != '\0' &&
+	    conf_load_lenient(path, &conf, err, sizeof(err)) == 0)
+		(void)log_open(conf.error_log, conf.error_log_level, "off",
+		    err, sizeof(err));
+	log_emerg("%s", msg);
 }
 
 int
@@ -86,7 +105,7 @@ main(int argc, char *argv[], char *envp[])
 	char		 path[PATH_MAX] = "", err[1024], sandbox[256];
 	sigset_t	 block;
 	pid_t		 otherpid;
-	int		 ch, foreground = 0, test = 0, json = 0;
+	int		 ch, foreground = 0, test = 0, json = 0, logs_open = 0;
 
 	/*
 	 * Nothing inherited from whoever started us reaches a worker: a
@@ -96,7 +115,7 @@ main(int argc, char *argv[], char *envp[])
 	 */
 	upgrade_init();
 	closefrom(upgrade_from_env(listeners_from_env()));
-	setproctitle_init(argc, argv, envp);
+	proctitle_init(argc, argv, envp);
 	while ((ch = getopt(argc, argv, "df:hjs:tv")) != -1) {
 		switch (ch) {
 		case 'd':
@@ -107,8 +126,12 @@ main(int argc, char *argv[], char *envp[])
 			break;
 		case 's':
 			signame = optarg;
-			if (control_command(signame) == -1)
+			if (control_command(signame) == -1) {
+				fprintf(stderr, "astleyd: invalid -s command "
+				    "\"%s\" (reload, stop, quit, reopen, "
+				    "upgrade or status)\n", signame);
 				usage(1);
+			}
 			break;
 		case 'j':
 			json = 1;
@@ -130,11 +153,13 @@ main(int argc, char *argv[], char *envp[])
 		usage(1);
 	if (json)
 		signame = "status-json";
+	if (!test && signame == NULL)
+		log_init(1);
 
 	/* Absolute, so relative paths in it survive chdir("/"). */
 	if (realpath(conf_arg, path) == NULL) {
 		path[0] = '\0';
-		fprintf(stderr, "astleyd: %s: %s\n", conf_arg, strerror(errno));
+		snprintf(err, sizeof(err), "%s: %s", conf_arg, strerror(errno));
 		goto conf_failed;
 	}
 	if (signame != NULL) {
@@ -147,40 +172,42 @@ main(int argc, char *argv[], char *envp[])
 		return control_client(srv->conf.pidfile, signame,
 		    CONTROL_TIMEOUT_MS);
 	}
-	if (conf_load(path, &srv->conf, err, sizeof(err)) == -1 ||
-	    (srv->ssl_ctx = tls_ctx_new(&srv->conf, err, sizeof(err))) ==
-	    NULL) {
-		fprintf(stderr, "astleyd: %s\n", err);
+	if (conf_load(path, &srv->conf, err, sizeof(err)) == -1)
 		goto conf_failed;
+	/* From here on a failed start is in the error log too. */
+	if (!test) {
+		if (log_open(srv->conf.error_log, srv->conf.error_log_level,
+		    srv->conf.access_log, err, sizeof(err)) == -1)
+			goto conf_failed;
+		logs_open = 1;
 	}
-	if (sandbox_check(srv->conf.sandbox, sandbox, sizeof(sandbox)) == -1) {
-		fprintf(stderr, "astleyd: %s\n", sandbox);
-		SSL_CTX_free(srv->ssl_ctx);
+	if ((srv->ssl_ctx = tls_ctx_new(&srv->conf, err, sizeof(err))) == NULL)
 		goto conf_failed;
+	if (sandbox_check(srv->conf.sandbox, sandbox, sizeof(sandbox)) == -1) {
+		strlcpy(err, sandbox, sizeof(err));
+		goto ctx_failed;
 	}
 	/* Not fatal: a worker then takes fewer connections. */
-	if (master_nofile(&srv->conf, err, sizeof(err)) == -1)
-		fprintf(stderr, "astleyd: warning: %s\n", err);
+	if (master_nofile(&srv->conf, err, sizeof(err)) == -1) {
+		if (test)
+			fprintf(stderr, "astleyd: warning: %s\n", err);
+		else
+			log_warnx("%s", err);
+	}
 	if (test) {
 		/* The key process's check, here in a process that exits. */
 		if (srv->conf.tls_key_process) {
 			EVP_PKEY	*key;
 
 			if ((key = tls_key_load(&srv->conf, err,
-			    sizeof(err))) == NULL) {
-				fprintf(stderr, "astleyd: %s\n", err);
-				SSL_CTX_free(srv->ssl_ctx);
-				goto conf_failed;
-			}
+			    sizeof(err))) == NULL)
+				goto ctx_failed;
 			EVP_PKEY_free(key);
 		}
 		/* Log targets too, as start-up would open them. */
-		if (log_open(srv->conf.error_log, srv->conf.access_log, err,
-		    sizeof(err)) == -1) {
-			fprintf(stderr, "astleyd: %s\n", err);
-			SSL_CTX_free(srv->ssl_ctx);
-			goto conf_failed;
-		}
+		if (log_open(srv->conf.error_log, srv->conf.error_log_level,
+		    srv->conf.access_log, err, sizeof(err)) == -1)
+			goto ctx_failed;
 		log_close();
 		fprintf(stderr, "astleyd: sandbox: %s\n", sandbox);
 		fprintf(stderr, "astleyd: configuration file %s test is "
@@ -189,15 +216,9 @@ main(int argc, char *argv[], char *envp[])
 		return 0;
 	}
 
-	log_init(1);
 	srv->foreground = foreground;
 	srv->lifeline = -1;
 	srv->ctl_fd = -1;
-	if (log_open(srv->conf.error_log, srv->conf.access_log, err,
-	    sizeof(err)) == -1) {
-		fprintf(stderr, "astleyd: %s\n", err);
-		return 1;
-	}
 	/*
 	 * From the pidfile on, a signal must not kill us before the master
 	 * loop can act on it and clean up: master_run unblocks them.
@@ -209,17 +230,16 @@ main(int argc, char *argv[], char *envp[])
 	    pidfile_open(srv->conf.pidfile, 0644, &otherpid);
 	if (srv->pidfh == NULL && !upgrade_pending()) {
 		if (errno == EEXIST)
-			fprintf(stderr, "astleyd: already running (pid %ld, "
-			    "pidfile %s)\n", (long)otherpid, srv->conf.pidfile);
+			snprintf(err, sizeof(err), "already running (pid %ld, "
+			    "pidfile %.900s)", (long)otherpid, srv->conf.pidfile);
 		else
-			fprintf(stderr, "astleyd: pidfile %s: %s\n",
+			snprintf(err, sizeof(err), "pidfile %.900s: %s",
 			    srv->conf.pidfile, strerror(errno));
-		return 1;
+		goto ctx_failed;
 	}
 	if (listeners_open(srv, &srv->conf, NULL, err, sizeof(err)) == -1) {
-		fprintf(stderr, "astleyd: %s\n", err);
 		pidfile_remove(srv->pidfh);
-		return 1;
+		goto ctx_failed;
 	}
 	if (!upgrade_pending() && control_open(srv) == -1) {
 		pidfile_remove(srv->pidfh);
@@ -229,7 +249,7 @@ main(int argc, char *argv[], char *envp[])
 	if (!upgrade_pending() || upgrade_tickets() == -1)
 		tls_ticket_rotate();
 	if (pipe2(srv->ready, O_CLOEXEC | O_NONBLOCK) == -1) {
-		log_warn("pipe2");
+		log_err("pipe2");
 		goto startup_failed;
 	}
 	if (upgrade_pending()) {
@@ -240,10 +260,10 @@ main(int argc, char *argv[], char *envp[])
 	} else if (!foreground && (srv->lifeline = daemonize()) == -1)
 		goto startup_failed;
 	if (srv->pidfh != NULL && pidfile_write(srv->pidfh) == -1) {
-		log_warn("pidfile %s", srv->conf.pidfile);
+		log_err("pidfile %s", srv->conf.pidfile);
 		goto startup_failed;
 	}
-	setproctitle("master process");
+	proctitle_set("master process %s", proctitle_cmdline());
 	master_run(srv);
 
  startup_failed:
@@ -251,9 +271,15 @@ main(int argc, char *argv[], char *envp[])
 	pidfile_remove(srv->pidfh);
 	return 1;
 
+ ctx_failed:
+	SSL_CTX_free(srv->ssl_ctx);
  conf_failed:
-	if (test)
+	if (!test)
+		main_emerg(path, logs_open, err);
+	else {
+		fprintf(stderr, "astleyd: %s\n", err);
 		fprintf(stderr, "astleyd: configuration file %s test failed\n",
 		    path[0] != '\0' ? path : conf_arg);
+	}
 	return 1;
 }

@@ -333,7 +333,7 @@ master_ready(struct server *srv)
 	    (long)getpid(), srv->generation);
 	if (srv->lifeline != -1)
 		log_detach();
-	log_info("started: %d workers, pid %ld", srv->conf.workers,
+	log_notice("started: %d workers, pid %ld", srv->conf.workers,
 	    (long)getpid());
 	if (srv->lifeline == -1)
 		return;
@@ -381,7 +381,7 @@ master_reap(struct server *srv)
 			if (upgrade_reaped(pid, st))
 				continue;
 			if (pid == srv->keyproc.pid) {
-				log_warnx("key process %ld %s %d", (long)pid,
+				log_errx("key process %ld %s %d", (long)pid,
 				    WIFSIGNALED(st) ? "killed by signal" :
 				    "exited with status", WIFSIGNALED(st) ?
 				    WTERMSIG(st) : WEXITSTATUS(st));
@@ -405,11 +405,11 @@ master_reap(struct server *srv)
 		failed = !s->ready || now - s->started < WORKER_SICK_MS ||
 		    (WIFEXITED(st) && WEXITSTATUS(st) == WORKER_EXIT_FATAL);
 		if (WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS)
-			log_warnx("worker %ld killed by signal %d (SIGSYS: a "
+			log_errx("worker %ld killed by signal %d (SIGSYS: a "
 			    "system call outside the sandbox; \"sandbox log\" "
 			    "names it in the kernel log)", (long)pid, SIGSYS);
 		else if (WIFSIGNALED(st))
-			log_warnx("worker %ld killed by signal %d%s", (long)pid,
+			log_errx("worker %ld killed by signal %d%s", (long)pid,
 			    WTERMSIG(st), WCOREDUMP(st) ? " (core dumped)" : "");
 		else
 			log_warnx("worker %ld exited with status %d",
@@ -425,7 +425,7 @@ master_reap(struct server *srv)
 			    "see the error log");
 		if (!started && srv->lifeline != -1) {
 			/* A daemon whose workers cannot start did not start. */
-			log_warnx("workers failed to start");
+			log_errx("workers failed to start");
 			start_failed = 1;
 			master_stop(srv, WORKER_STOP);
 			continue;
@@ -507,8 +507,8 @@ master_reload(struct server *srv, char *err, size_t errlen)
 		goto fail;
 	if (listeners_open(&next, &next.conf, srv, err, errlen) == -1)
 		goto fail_ctx;
-	if (log_prepare(next.conf.error_log, next.conf.access_log, &logs, err,
-	    errlen) == -1)
+	if (log_prepare(next.conf.error_log, next.conf.error_log_level,
+	    next.conf.access_log, &logs, err, errlen) == -1)
 		goto fail_listeners;
 	/*
 	 * The new key, in a new key process (the old one stays for its
@@ -539,7 +539,7 @@ master_reload(struct server *srv, char *err, size_t errlen)
 	keyproc_lost = 0;
 	master_renew(srv);
 	status_reloaded(srv->generation, srv->conf.workers, NULL, 1);
-	log_info("reloaded %s: generation %d, %d workers", srv->conf.path,
+	log_notice("reloaded %s: generation %d, %d workers", srv->conf.path,
 	    srv->generation, srv->conf.workers);
 	/* READY=1 once the new generation accepts: master_read_ready. */
 	reloading = 1;
@@ -552,7 +552,7 @@ master_reload(struct server *srv, char *err, size_t errlen)
 	SSL_CTX_free(next.ssl_ctx);
  fail:
 	status_reloaded(srv->generation, srv->conf.workers, err, 1);
-	log_warnx("reload failed, keeping the old configuration: %s", err);
+	log_errx("reload failed, keeping the old configuration: %s", err);
 	notify_send("READY=1\nSTATUS=reload failed: %s", err);
 	return -1;
 }
@@ -579,12 +579,12 @@ master_reopen(struct server *srv)
 {
 	char	err[1024];
 
-	if (log_open(srv->conf.error_log, srv->conf.access_log, err,
-	    sizeof(err)) == -1) {
-		log_warnx("reopen failed, keeping the old logs: %s", err);
+	if (log_open(srv->conf.error_log, srv->conf.error_log_level,
+	    srv->conf.access_log, err, sizeof(err)) == -1) {
+		log_errx("reopen failed, keeping the old logs: %s", err);
 		return;
 	}
-	log_info("reopened logs");
+	log_notice("reopened logs");
 	master_renew(srv);
 }
 
@@ -605,13 +605,13 @@ master_stop(struct server *srv, int how)
 	if (stopping == 0 && !srv->draining)
 		notify_send("STOPPING=1");
 	if (how == WORKER_QUIT && srv->conf.drain_timeout > 0) {
-		log_info("stopping gracefully after draining for %d ms",
+		log_notice("stopping gracefully after draining for %d ms",
 		    srv->conf.drain_timeout);
 		srv->draining = 1;
 		drain_until = timecache_mono_ms() + srv->conf.drain_timeout;
 		master_signal_workers(srv, SIGUSR2, -1);
 	} else {
-		log_info("%s", how == WORKER_STOP ? "stopping" :
+		log_notice("%s", how == WORKER_STOP ? "stopping" :
 		    "stopping gracefully");
 		drain_until = 0;
 		stopping = how;
@@ -634,7 +634,7 @@ master_exit(struct server *srv)
 	close(srv->ready[0]);
 	close(srv->ready[1]);
 	pidfile_remove(srv->pidfh);
-	log_info("exiting");
+	log_notice("exiting");
 	log_close();
 	/* Last: stop and quit clients learn the outcome from this close. */
 	for (i = 0; i < MASTER_MAX_WAITING; i++)
@@ -658,7 +658,7 @@ master_handover(struct server *srv)
 		close(srv->ctl_fd);	/* the path is the new master's */
 	srv->ctl_fd = -1;
 	upgrade_handover();
-	log_info("upgraded: stopping gracefully");
+	log_notice("upgraded: stopping gracefully");
 	drain_until = 0;
 	srv->draining = 0;
 	stopping = WORKER_QUIT;
@@ -747,7 +747,7 @@ master_run(struct server *srv)
 		waiting[i].fd = -1;
 	/* Before any fork: every child shares it. */
 	if (status_init() == -1)
-		fatal("scoreboard");
+		fatalx("scoreboard: %s", strerror(errno));
 	status_reloaded(srv->generation, srv->conf.workers, NULL, 0);
 	master_signals(&waitmask);
 	srv->keyproc.pid = 0;
@@ -762,7 +762,7 @@ master_run(struct server *srv)
 		if (drain_until != 0 && now >= drain_until) {
 			drain_until = 0;
 			stopping = WORKER_QUIT;
-			log_info("drained: stopping gracefully");
+			log_notice("drained: stopping gracefully");
 			master_signal_workers(srv, SIGQUIT, -1);
 		}
 		wake = master_expire();

@@ -438,23 +438,23 @@ sandbox_enter(int mode)
 	/* The time zone, once, while /etc/localtime can still be read. */
 	tzset();
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1) {
-		log_warn("sandbox: PR_SET_NO_NEW_PRIVS");
+		log_err("sandbox: PR_SET_NO_NEW_PRIVS");
 		return -1;
 	}
 	/* log finds missing entries: nothing is denied then, only logged. */
 	if (mode == CONF_SANDBOX_ON && sandbox_landlock() == -1) {
-		log_warn("sandbox: Landlock");
+		log_err("sandbox: Landlock");
 		return -1;
 	}
 	if (seccomp_api_get() < 3) {
 		if (mode == CONF_SANDBOX_ON) {
-			log_warnx("sandbox: no seccomp filter on this kernel");
+			log_errx("sandbox: no seccomp filter on this kernel");
 			return -1;
 		}
 		return 0;
 	}
 	if (sandbox_seccomp(mode) == -1) {
-		log_warn("sandbox: seccomp filter");
+		log_err("sandbox: seccomp filter");
 		return -1;
 	}
 	return 0;

@@ -128,30 +128,46 @@ tls_ticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv,
 	return enc || k == &ticket_keys[0] ? 1 : 2;
 }
 
-/* The first queued OpenSSL error as text, and the queue cleared. */
+/*
+ * The whole OpenSSL error queue as text, oldest first, and the queue
+ * cleared: the first error says what went wrong ("no start line"), the
+ * last only where it surfaced ("PEM lib").  nginx's ngx_ssl_error.
+ */
 static const char *
 tls_error_string(char *buf, size_t len)
 {
-	unsigned long	e = ERR_peek_last_error();
+	const char	*data;
+	unsigned long	 e;
+	size_t		 n = 0;
+	int		 flags;
+	char		 one[256];
 
-	if (e == 0)
+	buf[0] = '\0';
+	while (n + 1 < len &&
+	    (e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags)) != 0) {
+		ERR_error_string_n(e, one, sizeof(one));
+		snprintf(buf + n, len - n, "%s%s%s%s", n > 0 ? "; " : "", one,
+		    (flags & ERR_TXT_STRING) && *data != '\0' ? ": " : "",
+		    (flags & ERR_TXT_STRING) ? data : "");
+		n = strlen(buf);
+	}
+	if (n == 0)
 		snprintf(buf, len, "unknown error");
-	else
-		ERR_error_string_n(e, buf, len);
 	ERR_clear_error();
 	return buf;
 }
 
+/* Why a connection's TLS failed, for the info line; at debug, it all. */
 void
 tls_log_errors(const char *what)
 {
-	unsigned long	e;
-	char		buf[256];
+	char	buf[1024];
 
-	while ((e = ERR_get_error()) != 0) {
-		ERR_error_string_n(e, buf, sizeof(buf));
-		log_debug("%s: %s", what, buf);
+	if (!log_enabled(LOGL_DEBUG)) {
+		ERR_clear_error();
+		return;
 	}
+	log_debug("%s: %s", what, tls_error_string(buf, sizeof(buf)));
 }
 
 static int
@@ -190,7 +206,7 @@ tls_ctx_new(const struct conf *conf, char *err, size_t errlen)
 {
 	SSL_CTX		*ctx;
 	EVP_PKEY	*pub = NULL;
-	char		 ebuf[256];
+	char		 ebuf[1024];
 
 	ERR_clear_error();
 	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
@@ -293,7 +309,7 @@ tls_key_load(const struct conf *conf, char *err, size_t errlen)
 	EVP_PKEY	*key = NULL;
 	X509		*cert = NULL;
 	BIO		*bio = NULL;
-	char		 ebuf[256];
+	char		 ebuf[1024];
 
 	ERR_clear_error();
 	if (tls_check_file("tls_certificate_key", conf->tls_certificate_key,
@@ -374,24 +390,57 @@ tls_result(SSL *ssl, int rv, const char *what)
 
 /*
  * 1 once the handshake is done; IO_PLAIN_HTTP when the first bytes were
- * a plain HTTP request, which OpenSSL recognizes.
+ * a plain HTTP request, which OpenSSL recognizes.  On IO_ERROR, why says
+ * what went wrong in a few words ("wrong version number", "no shared
+ * cipher"), or is empty for a client that left before its first byte.
  */
 int
-tls_handshake(SSL *ssl)
+tls_handshake(SSL *ssl, char *why, size_t whylen)
 {
-	unsigned long	e;
-	int		rv;
+	const char	*r;
+	unsigned long	 e;
+	int		 rv, saved;
 
+	why[0] = '\0';
 	ERR_clear_error();
 	if ((rv = SSL_accept(ssl)) == 1)
 		return 1;
+	saved = errno;
 	e = ERR_peek_error();
 	if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
 	    ERR_GET_REASON(e) == SSL_R_HTTP_REQUEST) {
 		ERR_clear_error();
 		return IO_PLAIN_HTTP;
 	}
-	return tls_result(ssl, rv, "TLS handshake");
+	switch (SSL_get_error(ssl, rv)) {
+	case SSL_ERROR_WANT_READ:
+		return IO_WANT_READ;
+	case SSL_ERROR_WANT_WRITE:
+		return IO_WANT_WRITE;
+	case SSL_ERROR_SYSCALL:
+		if (e == 0) {
+			/* A port scanner's connect and close says nothing. */
+			if (BIO_number_read(SSL_get_rbio(ssl)) > 0)
+				snprintf(why, whylen, "%s", rv == 0 || saved == 0 ?
+				    "closed by the client" : strerror(saved));
+			break;
+		}
+		/* FALLTHROUGH */
+	default:
+		/* OpenSSL 3 says so for an EOF (SSL_OP_IGNORE_UNEXPECTED_EOF). */
+		if (ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) ==
+		    SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+			if (BIO_number_read(SSL_get_rbio(ssl)) > 0)
+				snprintf(why, whylen, "closed by the client");
+		} else if (e != 0 && (r = ERR_reason_error_string(e)) != NULL)
+			snprintf(why, whylen, "%s", r);
+		else if (e != 0)
+			snprintf(why, whylen, "error %lx", e);
+		else
+			snprintf(why, whylen, "closed by the client");
+	}
+	tls_log_errors("TLS handshake");
+	return IO_ERROR;
 }
 
 long

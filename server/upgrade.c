@@ -167,7 +167,7 @@ upgrade_ready(struct server *srv)
 		log_warn("upgrade: pidfile %s", srv->conf.pidfile);
 	if (control_open(srv) == -1)
 		log_warnx("upgrade: no control socket");
-	log_info("upgrade: serving in place of the old master");
+	log_notice("upgrade: serving in place of the old master");
 }
 
 /* ------------------------------------------------------ the old master */
@@ -293,7 +293,7 @@ upgrade_start(struct server *srv, int client, char *err, size_t errlen)
 	up.deadline = timecache_mono_ms() + UPGRADE_TIMEOUT_MS;
 	up.linelen = 0;
 	up.last[0] = '\0';
-	log_info("upgrade: started %s as pid %ld", self_path, (long)pid);
+	log_notice("upgrade: started %s as pid %ld", self_path, (long)pid);
 	return 0;
  fail:
 	close(sv[0]);
@@ -356,7 +356,7 @@ upgrade_end(void)
 static void
 upgrade_failed(const char *why)
 {
-	log_warnx("upgrade failed, the old master keeps serving: %s%s%s",
+	log_errx("upgrade failed, the old master keeps serving: %s%s%s",
 	    why, up.last[0] ? ": " : "", up.last);
 	if (up.client != -1)
 		control_reply(up.client, "error upgrade failed, the old master "
@@ -365,7 +365,7 @@ upgrade_failed(const char *why)
 	upgrade_end();
 }
 
-/* A log line without its "astleyd: " or "astleyd[PID]: ". */
+/* A log line without its "astleyd: " or "astleyd[PID]: [level] ". */
 static const char *
 upgrade_unprefix(const char *line)
 {
@@ -379,7 +379,13 @@ upgrade_unprefix(const char *line)
 		if (*p++ != ']')
 			return line;
 	}
-	return strncmp(p, ": ", 2) == 0 ? p + 2 : line;
+	if (strncmp(p, ": ", 2) != 0)
+		return line;
+	p += 2;
+	/* And its level: "[emerg] ". */
+	if (*p == '[' && strchr(p, ']') != NULL && strchr(p, ']')[1] == ' ')
+		p = strchr(p, ']') + 2;
+	return p;
 }
 
 /* The new master's stderr, a line at a time, into our log. */
@@ -401,7 +407,7 @@ upgrade_read_stderr(void)
 			up.linelen = 0;
 			if (up.line[0] == '\0')
 				continue;
-			log_warnx("upgrade: new master: %s", up.line);
+			log_notice("upgrade: new master: %s", up.line);
 			strlcpy(up.last, upgrade_unprefix(up.line),
 			    sizeof(up.last));
 		}
@@ -452,7 +458,7 @@ upgrade_handover(void)
 		upgrade_read_stderr();
 	if (send(up.sock, "G", 1, MSG_NOSIGNAL) != 1)
 		log_warn("upgrade: take-over message");
-	log_info("upgrade: new master %ld serving; finishing", (long)up.pid);
+	log_notice("upgrade: new master %ld serving; finishing", (long)up.pid);
 	if (up.client != -1)
 		control_reply(up.client, "ok upgrade: new master %ld serving, "
 		    "old master %ld finishing", (long)up.pid, (long)getpid());

@@ -76,12 +76,12 @@ worker_drop_privileges(const struct conf *conf)
 	if (setgroups(1, &conf->gid) == -1 ||
 	    setresgid(conf->gid, conf->gid, conf->gid) == -1 ||
 	    setresuid(conf->uid, conf->uid, conf->uid) == -1) {
-		log_warn("cannot drop privileges to %s:%s", conf->user,
+		log_err("cannot drop privileges to %s:%s", conf->user,
 		    conf->group);
 		exit(WORKER_EXIT_FATAL);
 	}
 	if (setuid(0) != -1 || seteuid(0) != -1 || setgid(0) != -1) {
-		log_warnx("privileges could be regained after dropping them");
+		log_errx("privileges could be regained after dropping them");
 		exit(WORKER_EXIT_FATAL);
 	}
 #if defined(__SANITIZE_ADDRESS__) || defined(ASTLEYD_SANITIZE)
@@ -104,7 +104,7 @@ worker_signals(void)
 	size_t			 i;
 
 	if ((worker_wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) == -1) {
-		log_warn("eventfd");
+		log_err("eventfd");
 		exit(WORKER_EXIT_FATAL);
 	}
 	memset(&sa, 0, sizeof(sa));
@@ -171,7 +171,7 @@ worker_watch(struct server *srv, int on)
 		ev.data.ptr = &srv->listeners[i];
 		if (epoll_ctl(worker_epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL,
 		    srv->listeners[i].fd, &ev) == -1) {
-			log_warn("epoll_ctl %s", srv->listeners[i].cl.name);
+			log_err("epoll_ctl %s", srv->listeners[i].cl.name);
 			exit(WORKER_EXIT_FATAL);
 		}
 	}
@@ -255,26 +255,26 @@ worker_init(struct server *srv)
 
 	worker_drop_privileges(&srv->conf);
 	/* Only now: a process titled a worker never runs as root. */
-	setproctitle("worker process");
+	proctitle_set("worker process");
 	/* Exit with the master, even if it is killed outright. */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (getppid() != master)
 		exit(WORKER_EXIT_OK);
 
 	if ((worker_epfd = epoll_create1(EPOLL_CLOEXEC)) == -1) {
-		log_warn("epoll_create1");
+		log_err("epoll_create1");
 		exit(WORKER_EXIT_FATAL);
 	}
 	memset(&ev, 0, sizeof(ev));
 	ev.events = EPOLLIN;
 	ev.data.ptr = &worker_wake;
 	if (epoll_ctl(worker_epfd, EPOLL_CTL_ADD, worker_wake, &ev) == -1) {
-		log_warn("epoll_ctl");
+		log_err("epoll_ctl");
 		exit(WORKER_EXIT_FATAL);
 	}
 	if (http_init() == -1 || conn_init(&srv->conf, srv->ssl_ctx,
 	    worker_epfd, worker_connections(&srv->conf)) == -1) {
-		log_warn("worker init");
+		log_err("worker init");
 		exit(WORKER_EXIT_FATAL);
 	}
 	status_state(srv->draining ? STATUS_DRAINING : STATUS_SERVING);
@@ -315,7 +315,7 @@ worker_loop(struct server *srv)
 		}
 		n = epoll_wait(worker_epfd, evs, WORKER_EVENTS, timeout);
 		if (n == -1 && errno != EINTR) {
-			log_warn("epoll_wait");
+			log_err("epoll_wait");
 			exit(WORKER_EXIT_FATAL);
 		}
 		for (i = 0; i < n; i++) {

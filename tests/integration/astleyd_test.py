@@ -33,6 +33,7 @@ BIN = os.environ.get('ASTLEYD_BIN') or os.path.join(ROOT, 'build', 'asan',
                                                     'astleyd')
 LEAVE = os.environ.get('ASTLEYD_TEST_LEAVE') == '1'
 KEYPROC_TITLE = 'astleyd: key process'
+WORKER_TITLE = 'astleyd: worker process'
 LYRICS_PATH = os.path.join(ROOT, 'server', 'lyrics.txt')
 LYRICS_SHA256 = ('aae46153ab1dc03765dc9c6b624126344aba0c1cc798444c4eccf915'
                  'c98a7a34')
@@ -195,14 +196,21 @@ def children(pid):
 
 
 def cmdline(pid):
-    """The process title: /proc/PID/cmdline up to the first NUL (libbsd's
-    setproctitle may leave a '.' marker after it, past the terminator)."""
+    """The process title as ps shows it: /proc/PID/cmdline with trailing
+    NULs dropped and inner ones as spaces.  Nothing is cut, so a mark
+    libbsd's setproctitle leaves after a short title shows."""
     try:
         with open('/proc/%d/cmdline' % pid, 'rb') as f:
             raw = f.read()
     except OSError:
         return None
-    return raw.split(b'\0', 1)[0].decode(errors='replace')
+    return raw.rstrip(b'\0').replace(b'\0', b' ').decode(errors='replace')
+
+
+def master_title(*args):
+    """The master's title, as nginx's: its role, then its command line as
+    it was started (ARGS after the binary)."""
+    return ' '.join(('astleyd: master process', BIN) + args)
 
 
 def proc_state(pid):
@@ -495,6 +503,9 @@ def _child_env(sandir=None):
     """Environment for the binary.  Sanitizer reports go to stderr, or
     for a daemon (stderr is /dev/null) to files in SANDIR."""
     env = dict(os.environ)
+    # Whatever journal the test runner logs to, the binary's stderr is
+    # not it (tests that want it set it).
+    env.pop('JOURNAL_STREAM', None)
     # Sanitizer reports must reach the log we check, not some other file.
     for var in ('ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS'):
         opts = [o for o in env.get(var, '').split(':')
@@ -531,7 +542,7 @@ class Server:
     """
 
     def __init__(self, workers=2, extra=None, listen=None, listen_tls=None,
-                 start=True, daemon=False):
+                 start=True, daemon=False, env=None):
         self.dir = tempfile.mkdtemp(prefix='astleyd-test-')
         # 0700: the master (root or the test user) reads the certificate;
         # workers need nothing from this directory.
@@ -553,6 +564,7 @@ class Server:
         self.bin = BIN
         self.wrap = []          # a launcher that execs the binary
         self.daemon = daemon
+        self.env = dict(env or {})     # added to the binary's environment
         self.log = None
         self.cleaned = False
         self.seen_workers = set()
@@ -632,6 +644,7 @@ class Server:
             os.chmod(sandir, 0o1777)
             os.chmod(self.dir, 0o711)
         env = _child_env(sandir)
+        env.update(self.env)
         env.update(listen_env)
         self.proc = subprocess.Popen(args, cwd=self.dir,
                                      stdin=subprocess.DEVNULL,
@@ -659,6 +672,11 @@ class Server:
             self.pid = self.proc.pid
         if wait:
             self.wait_ready()
+
+    def master_title(self):
+        """What cmdline() of this server's master must be."""
+        return master_title('-f', self.conf) if self.daemon else \
+            master_title('-d', '-f', self.conf)
 
     def read_pidfile(self):
         with open(self.pidfile) as f:
@@ -712,7 +730,7 @@ class Server:
         def ok():
             w = self.worker_pids()
             if len(w) == n and not ex.intersection(w) and \
-                    all(cmdline(p) == 'astleyd: worker process' for p in w):
+                    all(cmdline(p) == WORKER_TITLE for p in w):
                 return w
             return None
         w = wait_for(ok, timeout)

@@ -19,8 +19,6 @@ from astleyd_test import (IO_TIMEOUT, START_TIMEOUT, ServerTestCase,
                           is_root, occupy_port, port_bindable, proc_state,
                           request, run_bin, wait_for)
 
-MASTER_TITLE = 'astleyd: master process'
-WORKER_TITLE = 'astleyd: worker process'
 GET = 'GET / HTTP/1.1\r\nHost: life\r\n\r\n'
 
 
@@ -265,12 +263,12 @@ class DaemonTest(LifecycleTestCase):
         pid = srv.read_pidfile()
         srv.pid = pid
         self.assertTrue(alive(pid), 'pidfile names dead pid %d' % pid)
-        self.assertEqual(cmdline(pid), MASTER_TITLE)
+        self.assertEqual(cmdline(pid), srv.master_title())
         self.assertLyrics(request(srv.port, host=srv.host))
         self.assertLyrics(request(srv.tls_port, host=srv.host, tls=True))
         w = srv.worker_pids()
         self.assertEqual(len(w), workers, w)
-        self.assertTrue(all(cmdline(p) == WORKER_TITLE for p in w), w)
+        self.assertTrue(all(cmdline(p) == T.WORKER_TITLE for p in w), w)
         self.assertTrue(stat.S_ISSOCK(os.stat(sock_path(srv)).st_mode))
         return pid
 
@@ -422,7 +420,12 @@ class ControlTest(LifecycleTestCase):
         for args in (['-s', 'bogus'], ['-s', 'RELOAD'], ['-s', '']):
             rc, out, err = run_bin(['-f', srv.conf] + args)
             self.assertEqual((rc, out), (1, ''), args)
-            self.assertTrue(err.startswith('usage: astleyd'), err)
+            # What is wrong first, then the usage.
+            first, rest = err.split('\n', 1)
+            self.assertEqual(first, 'astleyd: invalid -s command "%s" '
+                             '(reload, stop, quit, reopen, upgrade or status)'
+                             % args[1])
+            self.assertTrue(rest.startswith('usage: astleyd'), err)
         self.assertEqual(srv.worker_pids(), workers)
         self.assertLyrics(request(srv.port))
 
@@ -457,9 +460,22 @@ class ControlTest(LifecycleTestCase):
             return r.stdout.decode(errors='replace').strip()
 
         self.assertEqual(as_nobody(), 'connect failed: PermissionError')
-        # Even with the mode loosened, the master asks who is calling.
+        # astleyd -s says so, not "not running?".
+        r = subprocess.run([T.BIN, '-f', srv.conf, '-s', 'reload'],
+                           user=nobody.pw_uid, group=nobody.pw_gid,
+                           extra_groups=[], cwd='/', env=T._child_env(),
+                           stdin=subprocess.DEVNULL, capture_output=True,
+                           timeout=20)
+        self.assertEqual((r.returncode, r.stdout), (1, b''), r.stderr)
+        self.assertEqual(r.stderr.decode(), 'astleyd: permission denied: '
+                         'control socket %s: Permission denied (only root '
+                         "and the master's user may ask)\n" % path)
+        # Even with the mode loosened, the master asks who is calling,
+        # and says why it will not answer.
         os.chmod(path, 0o666)
-        self.assertEqual(as_nobody(), "reply: b''")
+        self.assertEqual(as_nobody(), 'reply: %r' % (
+            b"error permission denied: only root and the master's user "
+            b"may ask\n"))
         self.assertIn('control: refused a client with uid %d' %
                       nobody.pw_uid, srv.read_log())
         self.assertTrue(alive(srv.pid))

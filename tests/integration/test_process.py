@@ -12,13 +12,11 @@ import threading
 import time
 import unittest
 
-from astleyd_test import (START_TIMEOUT, ServerTestCase, alive, cmdline,
-                          connect, free_port, has_ipv6, is_root,
+from astleyd_test import (START_TIMEOUT, WORKER_TITLE, ServerTestCase, alive,
+                          cmdline, connect, free_port, has_ipv6, is_root,
                           port_bindable, proc_ids, request, run_bin,
                           wait_for)
 
-MASTER_TITLE = 'astleyd: master process'
-WORKER_TITLE = 'astleyd: worker process'
 
 
 def become_subreaper():
@@ -68,7 +66,7 @@ class ProcessTest(ServerTestCase):
 
     def test_titles_and_worker_count(self):
         srv = self.server(workers=3)
-        self.assertEqual(cmdline(srv.pid), MASTER_TITLE)
+        self.assertEqual(cmdline(srv.pid), srv.master_title())
         workers = srv.wait_workers(3)
         for w in workers:
             self.assertEqual(cmdline(w), WORKER_TITLE)
@@ -156,7 +154,7 @@ class ProcessTest(ServerTestCase):
         for _ in range(10):
             self.assertLyrics(request(srv.port))
             self.assertLyrics(request(srv.tls_port, tls=True))
-        self.assertEqual(cmdline(srv.pid), MASTER_TITLE)
+        self.assertEqual(cmdline(srv.pid), srv.master_title())
 
     def test_all_workers_killed_replaced(self):
         srv = self.server(workers=2)
@@ -266,7 +264,7 @@ class ProcessTest(ServerTestCase):
         self.assertEqual(len(set(new)), 3)
         self.assertTrue(wait_for(lambda: not any(alive(p) for p in old), 8),
                         'old workers still running')
-        self.assertEqual(cmdline(srv.pid), MASTER_TITLE)
+        self.assertEqual(cmdline(srv.pid), srv.master_title())
         self.assertLyrics(request(srv.port))
         self.assertLyrics(request(srv.tls_port, tls=True))
         # And back down.
@@ -395,7 +393,7 @@ class ProcessTest(ServerTestCase):
         self.assertIn('already running', err)
         self.assertRegex(err, r'\b%d\b' % srv.pid)
         self.assertEqual(srv.read_pidfile(), srv.pid)
-        self.assertEqual(cmdline(srv.pid), MASTER_TITLE)
+        self.assertEqual(cmdline(srv.pid), srv.master_title())
         self.assertLyrics(request(srv.port))
         # The refused instance did not grab its ports either.
         with self.assertRaises(ConnectionRefusedError):
@@ -418,7 +416,7 @@ class ProcessTest(ServerTestCase):
         self.assertEqual(srv.proc.returncode, 0)
         self.assertTrue(srv.bound_at_launch,
                         'launcher exited before the port was listening')
-        self.assertEqual(cmdline(srv.pid), MASTER_TITLE)
+        self.assertEqual(cmdline(srv.pid), srv.master_title())
         # Detached: own session, not our process group.
         self.assertEqual(os.getsid(srv.pid), srv.pid)
         self.assertEqual(os.readlink('/proc/%d/cwd' % srv.pid), '/')

@@ -73,7 +73,8 @@ class ProxyProtocolTest(ServerTestCase):
 
     def proxied(self, trusted='127.0.0.0/8', extra=None):
         self.pp, self.ppt = free_port(), free_port()
-        conf = {'access_log': 'access.log',
+        # Clients' errors are logged at info.
+        conf = {'access_log': 'access.log', 'error_log': 'stderr info',
                 'proxy_protocol_from': trusted}
         conf.update(extra or {})
         lines = '\n'.join(['listen 127.0.0.1:%d proxy_protocol' % self.pp,
@@ -188,7 +189,8 @@ class ProxyProtocolTest(ServerTestCase):
 
 
 class RoutingTest(ServerTestCase):
-    SERVER = dict(workers=1, extra={'access_log': 'access.log'})
+    SERVER = dict(workers=1, extra={'access_log': 'access.log',
+                                    'error_log': 'stderr info'})
 
     def test_wrong_scheme_is_421(self):
         for port, tls, target in ((self.srv.port, False, 'https://x/'),

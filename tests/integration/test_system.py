@@ -34,7 +34,6 @@ SBIN = '/usr/local/sbin/astleyd'
 ETC_CONF = '/usr/local/etc/astleyd/astleyd.conf'
 RUN_PIDFILE = '/run/astleyd.pid'
 
-MASTER_TITLE = 'astleyd: master process'
 SCRIPT_TIMEOUT = 60     # any init script action; a hang fails the test
 
 
@@ -172,7 +171,8 @@ class InitFixture:
         """The pid in the pidfile, which must be a live master."""
         pid = self.srv.read_pidfile()
         self.test.assertTrue(alive(pid), 'pidfile names dead pid %d' % pid)
-        self.test.assertEqual(cmdline(pid), MASTER_TITLE)
+        # The init script starts it as DAEMON -f CONFIG.
+        self.test.assertEqual(cmdline(pid), T.master_title('-f', self.conf))
         self.srv.pid = pid
         return pid
 
@@ -270,7 +270,8 @@ class InitScriptTest(unittest.TestCase):
         fx.expect('restart', 0)
         pid2 = fx.master()
         self.assertNotEqual(pid2, pid)
-        self.assertFalse(alive(pid) and cmdline(pid) == MASTER_TITLE)
+        self.assertFalse(alive(pid) and cmdline(pid) ==
+                         T.master_title('-f', fx.conf))
         fx.assert_serving()
         fx.expect('try-restart', 0)
         pid3 = fx.master()

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "log.h"
 #include "tap.h"
 
 #define NAME	"/etc/astleyd/astleyd.conf"
@@ -605,10 +606,59 @@ test_listen_equal(void)
 	    "conf_listen_equal(x, x) is true");
 }
 
+/* error_log TARGET [LEVEL]: the level is optional, notice by default. */
+static void
+test_error_log(void)
+{
+	static const struct {
+		const char	*line;
+		int		 level;		/* -1: an error */
+		const char	*err;
+	} cases[] = {
+		{ "", LOGL_NOTICE, NULL },
+		{ "error_log stderr\n", LOGL_NOTICE, NULL },
+		{ "error_log stderr error\n", LOGL_ERROR, NULL },
+		{ "error_log syslog warn\n", LOGL_WARN, NULL },
+		{ "error_log /x.log notice\n", LOGL_NOTICE, NULL },
+		{ "error_log off info\n", LOGL_INFO, NULL },
+		{ "error_log e.log debug\n", LOGL_DEBUG, NULL },
+		{ "error_log stderr emerg\n", -1, NAME ":3: error_log: invalid "
+		    "level \"emerg\" (error, warn, notice, info or debug)" },
+		{ "error_log stderr Debug\n", -1, NAME ":3: error_log: invalid "
+		    "level \"Debug\" (error, warn, notice, info or debug)" },
+		{ "error_log stderr info x\n", -1,
+		    NAME ":3: error_log: takes one value" },
+		{ "access_log a.log info\n", -1,
+		    NAME ":3: access_log: takes one value" },
+	};
+	char	text[256];
+	size_t	i;
+	int	r;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(text, sizeof(text), CERTS "%s", cases[i].line);
+		r = parse_len(NAME, text, strlen(text), &conf);
+		if (cases[i].level == -1) {
+			is_int(r, -1, "%s is an error", cases[i].line);
+			is_str(err, cases[i].err, "%s: the message",
+			    cases[i].line);
+		} else {
+			is_int(r, 0, "%s parses: %s", cases[i].line, err);
+			is_int(conf.error_log_level, cases[i].level,
+			    "%s: level %d", cases[i].line, cases[i].level);
+		}
+	}
+	snprintf(text, sizeof(text), CERTS "error_log e.log debug\n");
+	parse_len(NAME, text, strlen(text), &conf);
+	is_str(conf.error_log, "/etc/astleyd/e.log",
+	    "error_log's path with a level is resolved like any path");
+}
+
 int
 main(void)
 {
 	test_defaults();
+	test_error_log();
 	test_values();
 	test_listen();
 	test_paths();

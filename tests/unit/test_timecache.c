@@ -184,8 +184,11 @@ test_parse(void)
 static void
 test_log(void)
 {
-	const char	*h = timecache_http();
+	const char	*h;
 	char		 want[64];
+
+	/* In UTC (main sets it), the log time is the Date header's. */
+	h = timecache_http();
 
 	snprintf(want, sizeof(want), "%.2s/%.3s/%.4s:%.8s +0000", h + 5,
 	    h + 8, h + 12, h + 17);
@@ -195,12 +198,61 @@ test_log(void)
 	    "timecache_log() is 26 bytes, like 06/Nov/1994:08:49:37 +0000");
 }
 
+/* Local time with its offset, in and out of summer time. */
+static void
+test_local(void)
+{
+	static const struct {
+		const char	*tz;
+		time_t		 t;
+		const char	*clf, *iso;
+	} cases[] = {
+		{ "UTC0", 784111777, "06/Nov/1994:08:49:37 +0000",
+		    "1994-11-06T08:49:37+00:00" },
+		{ "IST-05:30", 0, "01/Jan/1970:05:30:00 +0530",
+		    "1970-01-01T05:30:00+05:30" },
+		/* Summer time ended at 06:00 UTC that morning. */
+		{ "EST5EDT,M3.2.0,M11.1.0", 784111777,
+		    "06/Nov/1994:03:49:37 -0500", "1994-11-06T03:49:37-05:00" },
+		{ "EST5EDT,M3.2.0,M11.1.0", 1719835200,
+		    "01/Jul/2024:08:00:00 -0400", "2024-07-01T08:00:00-04:00" },
+		{ "NPT-05:45", 1719835200, "01/Jul/2024:17:45:00 +0545",
+		    "2024-07-01T17:45:00+05:45" },
+		{ "NST03:30", 1719835200, "01/Jul/2024:08:30:00 -0330",
+		    "2024-07-01T08:30:00-03:30" },
+	};
+	char	clf[TIMECACHE_CLF_LEN + 1], iso[TIMECACHE_ISO_LEN + 1];
+	size_t	i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		setenv("TZ", cases[i].tz, 1);
+		tzset();
+		timecache_clf(cases[i].t, clf);
+		is_str(clf, cases[i].clf, "timecache_clf(%lld) in %s",
+		    (long long)cases[i].t, cases[i].tz);
+		timecache_iso(cases[i].t, iso);
+		is_str(iso, cases[i].iso, "timecache_iso(%lld) in %s",
+		    (long long)cases[i].t, cases[i].tz);
+	}
+	/* The cached access log time follows the zone, from its next second. */
+	setenv("TZ", "IST-05:30", 1);
+	tzset();
+	for (i = 0; i < 300 && !timecache_update(); i++)
+		nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
+	ok(strcmp(timecache_log() + 21, "+0530") == 0,
+	    "timecache_log() carries the zone's offset: %s", timecache_log());
+}
+
 int
 main(void)
 {
+	/* The cached times below are compared with UTC ones. */
+	setenv("TZ", "UTC0", 1);
+	tzset();
 	test_format();
 	test_update();
 	test_parse();
 	test_log();
+	test_local();
 	return done_testing();
 }
