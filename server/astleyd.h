@@ -146,6 +146,7 @@ SSL_CTX	*tls_ctx_new(const struct conf *, char *, size_t);
 void	 tls_log_errors(const char *);
 EVP_PKEY *tls_key_load(const struct conf *, char *, size_t);
 void	 tls_ticket_rotate(void);
+void	 tls_versions(const char **, const char **);
 void	 tls_ticket_wipe(void);
 SSL	*tls_conn_new(SSL_CTX *, int);
 int	 tls_handshake(SSL *);

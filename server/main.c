@@ -26,15 +26,86 @@ static void __attribute__((noreturn))
 usage(int code)
 {
 	fprintf(code ? stderr : stdout,
-	    "usage: astleyd [-dhtv] [-f file] [-s signal]\n"
+	    "usage: astleyd [-dhtTvV] [-f file] [-s signal]\n"
 	    "  -d       stay in the foreground, log to stderr\n"
 	    "  -f file  configuration file (default %s)\n"
 	    "  -s sig   ask the running master to reload, stop, quit or\n"
 	    "           reopen, and wait for the outcome\n"
 	    "  -t       test the configuration and exit\n"
+	    "  -T       as -t, and print the effective configuration\n"
 	    "  -v       print the version and exit\n"
+	    "  -V       print the version and build options and exit\n"
 	    "  -h       print this help and exit\n", ASTLEYD_CONF);
 	exit(code);
+}
+
+#if defined(__clang__)
+#define COMPILER	"clang " __clang_version__
+#elif defined(__GNUC__)
+#define COMPILER	"gcc " __VERSION__
+#else
+#define COMPILER	"unknown"
+#endif
+
+/* -V: what a bug report needs to know about this binary. */
+static void
+version(void)
+{
+	const char	*built, *running;
+
+	tls_versions(&built, &running);
+	printf("astleyd %s\n", ASTLEYD_VERSION);
+	printf("compiler: %s\n", COMPILER);
+	printf("built with %s\n", built);
+	printf("running with %s\n", running);
+	printf("configuration file: %s\n", ASTLEYD_CONF);
+	/* Empty for the binary built in the tree, which make install never
+	 * copies. */
+	printf("prefix: %s\n", ASTLEYD_PREFIX[0] != '\0' ? ASTLEYD_PREFIX :
+	    "none (built in the tree)");
+}
+
+/*
+ * As libbsd's pidfile_write, with the newline it leaves out, which
+ * readers of pidfiles (shells, start-stop-daemon, monitoring) expect.
+ */
+static int
+main_pidfile_write(struct pidfh *pfh)
+{
+	char	buf[32];
+	int	fd, n;
+
+	if ((fd = pidfile_fileno(pfh)) == -1)
+		return -1;
+	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) == -1 || pwrite(fd, buf, n, 0) != n)
+		return -1;
+	return 0;
+}
+
+/*
+ * The running master's pid, for "already running": libbsd's
+ * pidfile_open reads it back only without a newline and says EINVAL
+ * for ours.
+ */
+static int
+main_pidfile_read(const char *path, pid_t *pid)
+{
+	char		 buf[32];
+	const char	*errstr;
+	ssize_t		 n;
+	int		 fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	*pid = strtonum(buf, 1, INT_MAX, &errstr);
+	return errstr == NULL ? 0 : -1;
 }
 
 /*
@@ -84,7 +155,7 @@ main(int argc, char *argv[], char *envp[])
 	char		 path[PATH_MAX] = "", err[1024], sandbox[256];
 	sigset_t	 block;
 	pid_t		 otherpid;
-	int		 ch, foreground = 0, test = 0;
+	int		 ch, foreground = 0, test = 0, dump = 0;
 
 	/*
 	 * Nothing inherited from whoever started us reaches a worker: a
@@ -93,7 +164,7 @@ main(int argc, char *argv[], char *envp[])
 	 */
 	closefrom(STDERR_FILENO + 1);
 	setproctitle_init(argc, argv, envp);
-	while ((ch = getopt(argc, argv, "df:hs:tv")) != -1) {
+	while ((ch = getopt(argc, argv, "df:hs:tTvV")) != -1) {
 		switch (ch) {
 		case 'd':
 			foreground = 1;
@@ -109,8 +180,14 @@ main(int argc, char *argv[], char *envp[])
 		case 't':
 			test = 1;
 			break;
+		case 'T':
+			test = dump = 1;
+			break;
 		case 'v':
 			printf("astleyd %s\n", ASTLEYD_VERSION);
+			return 0;
+		case 'V':
+			version();
 			return 0;
 		case 'h':
 			usage(0);
@@ -137,8 +214,20 @@ main(int argc, char *argv[], char *envp[])
 		return control_client(srv->conf.pidfile, signame,
 		    CONTROL_TIMEOUT_MS);
 	}
-	if (conf_load(path, &srv->conf, err, sizeof(err)) == -1 ||
-	    (srv->ssl_ctx = tls_ctx_new(&srv->conf, err, sizeof(err))) ==
+	if (conf_load(path, &srv->conf, err, sizeof(err)) == -1) {
+		fprintf(stderr, "astleyd: %s\n", err);
+		goto conf_failed;
+	}
+	/*
+	 * Printed as soon as the file parses, before the checks that read
+	 * the certificate, key and logs: the init script takes the pidfile
+	 * from here, also when stopping a server whose key has gone.
+	 */
+	if (dump) {
+		conf_print(stdout, &srv->conf);
+		fflush(stdout);
+	}
+	if ((srv->ssl_ctx = tls_ctx_new(&srv->conf, err, sizeof(err))) ==
 	    NULL) {
 		fprintf(stderr, "astleyd: %s\n", err);
 		goto conf_failed;
@@ -203,7 +292,8 @@ main(int argc, char *argv[], char *envp[])
 	sigprocmask(SIG_BLOCK, &block, NULL);
 	srv->pidfh = pidfile_open(srv->conf.pidfile, 0644, &otherpid);
 	if (srv->pidfh == NULL) {
-		if (errno == EEXIST)
+		if (errno == EEXIST || (errno == EINVAL &&
+		    main_pidfile_read(srv->conf.pidfile, &otherpid) == 0))
 			fprintf(stderr, "astleyd: already running (pid %ld, "
 			    "pidfile %s)\n", (long)otherpid, srv->conf.pidfile);
 		else
@@ -227,7 +317,7 @@ main(int argc, char *argv[], char *envp[])
 	}
 	if (!foreground && (srv->lifeline = daemonize()) == -1)
 		goto startup_failed;
-	if (pidfile_write(srv->pidfh) == -1) {
+	if (main_pidfile_write(srv->pidfh) == -1) {
 		log_warn("pidfile %s", srv->conf.pidfile);
 		goto startup_failed;
 	}
