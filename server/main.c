@@ -216,6 +216,15 @@ main(int argc, char *argv[], char *envp[])
 	}
 	if (conf_load(path, &srv->conf, err, sizeof(err)) == -1) {
 		fprintf(stderr, "astleyd: %s\n", err);
+		/*
+		 * No effective configuration, but -T still names the pidfile
+		 * that -s reads from the file, so that the init script can
+		 * reach the running master, e.g. to have a reload refused.
+		 */
+		if (dump && conf_load_pidfile(path, srv->conf.pidfile,
+		    sizeof(srv->conf.pidfile), err, sizeof(err)) == 0)
+			printf("# %s does not parse; astleyd -s would use\n"
+			    "%-19s %s\n", path, "pidfile", srv->conf.pidfile);
 		goto conf_failed;
 	}
 	/*

@@ -364,11 +364,18 @@ class ConfigTest(ServerTestCase):
         self.assertIn('test failed', err)
         self.assertEqual(v['pidfile'],
                          [os.path.join(self.s.dir, 'astleyd.pid')])
-        # A file that does not parse prints nothing.
+        # A file that does not parse has no effective configuration, but
+        # the pidfile that -s takes from it is printed.
         lines = HEADER.splitlines() + ['frobnicate yes'] + self.body()
         rc, v, out, err = self.dump(self.write('\n'.join(lines) + '\n'))
-        self.assertEqual((rc, out), (1, ''), err)
+        self.assertEqual(rc, 1, out + err)
         self.assertIn('%s:%d: ' % (conf, BAD_LINE), err)
+        self.assertEqual(v, {'pidfile': [os.path.join(self.s.dir,
+                                                      'astleyd.pid')]})
+        self.assertIn('does not parse', out)
+        # A missing file: nothing.
+        rc, v, out, err = self.dump(os.path.join(self.s.dir, 'nothere'))
+        self.assertEqual((rc, out), (1, ''), err)
 
     def test_V(self):
         rc, out, err = self.check('-V')
