@@ -166,6 +166,9 @@ class DebTest(unittest.TestCase):
     def test_paths_are_the_packages(self):
         r = run([self.path('/usr/sbin/astleyd'), '-h'])
         self.assertIn(b'/etc/astleyd/astleyd.conf', r.stdout)
+        r = run([self.path('/usr/sbin/astleyd'), '-V'])
+        self.assertIn(b'\nconfiguration file: /etc/astleyd/astleyd.conf\n'
+                      b'prefix: /usr\n', r.stdout)
         conf = self.read('/etc/astleyd/astleyd.conf')
         for d, v in (('user', 'astleyd'), ('group', 'astleyd'),
                      ('pidfile', '/run/astleyd.pid'),
@@ -217,19 +220,23 @@ class DebTest(unittest.TestCase):
 
     def test_gen_cert(self):
         d = os.path.join(self.tmp, 'gencert')
-        r = run([self.path('/usr/share/astleyd/gen-cert'), d])
+        r = run([self.path('/usr/share/astleyd/gen-cert'), '-s', d])
         self.assertEqual(r.returncode, 0, r.stdout)
         cert, key = os.path.join(d, 'cert.pem'), os.path.join(d, 'key.pem')
         self.assertEqual(os.stat(key).st_mode & 0o777, 0o600)
         self.assertEqual(os.stat(cert).st_mode & 0o777, 0o644)
-        # Self-signed by the openssl CLI, never by a mkcert CA.
+        # -s: self-signed by the openssl CLI, never by a mkcert CA; the
+        # postinst asks for that.
+        with open(os.path.join(self.ctl, 'postinst')) as f:
+            self.assertIn('/usr/share/astleyd/gen-cert -s /etc/astleyd',
+                          f.read())
         subj = run(['openssl', 'x509', '-noout', '-subject', '-in', cert])
         iss = run(['openssl', 'x509', '-noout', '-issuer', '-in', cert])
         self.assertEqual(subj.stdout.split(b'=', 1)[1],
                          iss.stdout.split(b'=', 1)[1])
         with open(cert, 'rb') as f:
             before = f.read()
-        r = run([self.path('/usr/share/astleyd/gen-cert'), d])
+        r = run([self.path('/usr/share/astleyd/gen-cert'), '-s', d])
         self.assertEqual(r.returncode, 1)
         self.assertIn(b'exists', r.stdout)
         with open(cert, 'rb') as f:
