@@ -742,6 +742,103 @@ conf_load_pidfile(const char *path, char *out, size_t outlen, char *err,
 	return 0;
 }
 
+/* An address block as written in the file: IPv4 for IPv4-mapped blocks. */
+static void
+conf_print_cidr(FILE *f, const char *name, const struct conf_cidr *c)
+{
+	static const unsigned char	mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0,
+					    0, 0, 0xff, 0xff };
+	char				host[INET6_ADDRSTRLEN];
+
+	if (c->bits >= 96 && memcmp(c->addr, mapped, sizeof(mapped)) == 0) {
+		inet_ntop(AF_INET, c->addr + 12, host, sizeof(host));
+		fprintf(f, "%-19s %s/%d\n", name, host, c->bits - 96);
+	} else {
+		inet_ntop(AF_INET6, c->addr, host, sizeof(host));
+		fprintf(f, "%-19s %s/%d\n", name, host, c->bits);
+	}
+}
+
+/*
+ * The effective configuration for astleyd -T: every directive of the
+ * table, in its order, with the value in force, defaults and resolved
+ * paths included, in a form conf_parse reads back.  What has no value
+ * (error_log left to its default, no proxy_protocol_from) is a comment.
+ */
+static const char *const	conf_level_names[] = {
+	[LOGL_EMERG] = "emerg", [LOGL_ERROR] = "error", [LOGL_WARN] = "warn",
+	[LOGL_NOTICE] = "notice", [LOGL_INFO] = "info", [LOGL_DEBUG] = "debug"
+};
+
+void
+conf_print(FILE *f, const struct conf *conf)
+{
+	const struct conf_directive	*d;
+	const char			*s;
+	size_t				 i;
+	int				 j, n, ms;
+
+	fprintf(f, "# effective configuration of %s\n", conf->path);
+	for (i = 0; i < NDIRECTIVES; i++) {
+		d = &directives[i];
+		s = (const char *)conf + d->off;
+		if (d->set == set_listen) {
+			/* d->off: 0 listen, 1 listen_tls, 2 status_listen. */
+			for (n = 0, j = 0; j < conf->nlisten; j++)
+				if ((conf->listen[j].status ? 2 :
+				    conf->listen[j].tls) == (int)d->off) {
+					fprintf(f, "%-19s %s%s\n", d->name,
+					    conf->listen[j].name,
+					    conf->listen[j].proxy ?
+					    " proxy_protocol" : "");
+					n++;
+				}
+			if (n == 0)
+				fprintf(f, "#%-18s none\n", d->name);
+		} else if (d->set == set_cidr) {
+			/* d->off: 0 proxy_protocol_from, 1 status_allow. */
+			n = d->off ? conf->nstatus_allow : conf->nproxy_from;
+			for (j = 0; j < n; j++)
+				conf_print_cidr(f, d->name, d->off ?
+				    &conf->status_allow[j] :
+				    &conf->proxy_from[j]);
+			if (n == 0)
+				fprintf(f, "#%-18s none\n", d->name);
+		} else if (d->set == set_workers)
+			fprintf(f, "%-19s %d\n", d->name, conf->workers);
+		else if (d->set == set_size)
+			fprintf(f, "%-19s %lld\n", d->name,
+			    *(const long long *)(const void *)s);
+		else if (d->set == set_duration) {
+			ms = *(const int *)(const void *)s;
+			if (ms % 1000 == 0)
+				fprintf(f, "%-19s %ds\n", d->name, ms / 1000);
+			else
+				fprintf(f, "%-19s %dms\n", d->name, ms);
+		} else if (d->set == set_sandbox)
+			fprintf(f, "%-19s %s\n", d->name,
+			    conf->sandbox == CONF_SANDBOX_ON ? "on" :
+			    conf->sandbox == CONF_SANDBOX_LOG ? "log" : "off");
+		else if (d->set == set_tls_key_process)
+			fprintf(f, "%-19s %s\n", d->name,
+			    conf->tls_key_process ? "on" : "off");
+		else if (d->set == set_error_log && s[0] == '\0')
+			fprintf(f, "#%-18s default: stderr with -d, syslog "
+			    "as a daemon%s%s\n", d->name, conf->error_log_level !=
+			    LOGL_NOTICE ? "; level " : "",
+			    conf->error_log_level != LOGL_NOTICE ?
+			    conf_level_names[conf->error_log_level] : "");
+		else if (d->set == set_error_log)
+			fprintf(f, "%-19s %s %s\n", d->name, s,
+			    conf_level_names[conf->error_log_level]);
+		else if (d->set == set_log && s[0] == '\0')
+			fprintf(f, "#%-18s default: stderr with -d, syslog "
+			    "as a daemon\n", d->name);
+		else	/* set_path, set_name, set_log: a string */
+			fprintf(f, "%-19s %s\n", d->name, s);
+	}
+}
+
 int
 conf_listen_equal(const struct conf_listen *a, const struct conf_listen *b)
 {

@@ -11,6 +11,7 @@
 
 #include <limits.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #define CONF_MAX_LISTEN	16
 #define CONF_MAX_WORKERS 256
@@ -83,6 +84,8 @@ int	conf_load_lenient(const char *, struct conf *, char *, size_t);
 /* Parse from memory; name is used in messages.  For tests and conf_load. */
 int	conf_parse(const char *, const char *, size_t, struct conf *,
 	    char *, size_t);
+/* Every directive with its value in force, as astleyd -T prints it. */
+void	conf_print(FILE *, const struct conf *);
 int	conf_listen_equal(const struct conf_listen *,
 	    const struct conf_listen *);
 /* 1 when the address is in one of the blocks. */

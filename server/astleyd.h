@@ -139,6 +139,9 @@ void	control_reply(int, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
 int	control_client(const char *, const char *, int);
 void	control_send_status(int, size_t (*)(char *, size_t));
+struct pidfh;
+int	pidfile_write_pid(struct pidfh *);
+int	pidfile_read_pid(const char *, pid_t *);
 
 /* upgrade.c */
 struct pollfd;
@@ -177,6 +180,7 @@ SSL_CTX	*tls_ctx_new(const struct conf *, char *, size_t);
 void	 tls_log_errors(const char *);
 EVP_PKEY *tls_key_load(const struct conf *, char *, size_t);
 void	 tls_ticket_rotate(void);
+void	 tls_versions(const char **, const char **);
 void	 tls_ticket_wipe(void);
 size_t	 tls_ticket_export(unsigned char *, size_t);
 int	 tls_ticket_import(const unsigned char *, size_t);

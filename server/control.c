@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,6 +19,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <libutil.h>
 
 #include "astleyd.h"
 
@@ -377,4 +380,47 @@ control_client(const char *pidfile, const char *name, int timeout_ms)
 	close(fd);
 	return ok == 0 && (n == 0 || (cmd != CONTROL_STOP &&
 	    cmd != CONTROL_QUIT)) ? 0 : 1;
+}
+
+/*
+ * As libbsd's pidfile_write, with the newline it leaves out, which
+ * readers of pidfiles (shells, start-stop-daemon, monitoring) expect.
+ */
+int
+pidfile_write_pid(struct pidfh *pfh)
+{
+	char	buf[32];
+	int	fd, n;
+
+	if ((fd = pidfile_fileno(pfh)) == -1)
+		return -1;
+	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) == -1 || pwrite(fd, buf, n, 0) != n)
+		return -1;
+	return 0;
+}
+
+/*
+ * The running master's pid, for "already running": libbsd's
+ * pidfile_open reads it back only without a newline and says EINVAL
+ * for ours.
+ */
+int
+pidfile_read_pid(const char *path, pid_t *pid)
+{
+	char		 buf[32];
+	const char	*errstr;
+	ssize_t		 n;
+	int		 fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	*pid = strtonum(buf, 1, INT_MAX, &errstr);
+	return errstr == NULL ? 0 : -1;
 }

@@ -26,7 +26,7 @@ static void __attribute__((noreturn))
 usage(int code)
 {
 	fprintf(code ? stderr : stdout,
-	    "usage: astleyd [-dhjtv] [-f file] [-s signal]\n"
+	    "usage: astleyd [-dhjtTvV] [-f file] [-s signal]\n"
 	    "  -d       stay in the foreground, log to stderr\n"
 	    "  -f file  configuration file (default %s)\n"
 	    "  -s sig   ask the running master to reload, stop, quit or\n"
@@ -34,9 +34,37 @@ usage(int code)
 	    "           place), and wait for the outcome; or print its status\n"
 	    "  -j       with -s status: as JSON\n"
 	    "  -t       test the configuration and exit\n"
+	    "  -T       as -t, and print the effective configuration\n"
 	    "  -v       print the version and exit\n"
+	    "  -V       print the version and build options and exit\n"
 	    "  -h       print this help and exit\n", ASTLEYD_CONF);
 	exit(code);
+}
+
+#if defined(__clang__)
+#define COMPILER	"clang " __clang_version__
+#elif defined(__GNUC__)
+#define COMPILER	"gcc " __VERSION__
+#else
+#define COMPILER	"unknown"
+#endif
+
+/* -V: what a bug report needs to know about this binary. */
+static void
+version(void)
+{
+	const char	*built, *running;
+
+	tls_versions(&built, &running);
+	printf("astleyd %s\n", ASTLEYD_VERSION);
+	printf("compiler: %s\n", COMPILER);
+	printf("built with %s\n", built);
+	printf("running with %s\n", running);
+	printf("configuration file: %s\n", ASTLEYD_CONF);
+	/* Empty for the binary built in the tree, which make install never
+	 * copies. */
+	printf("prefix: %s\n", ASTLEYD_PREFIX[0] != '\0' ? ASTLEYD_PREFIX :
+	    "none (built in the tree)");
 }
 
 /*
@@ -106,6 +134,7 @@ main(int argc, char *argv[], char *envp[])
 	sigset_t	 block;
 	pid_t		 otherpid;
 	int		 ch, foreground = 0, test = 0, json = 0, logs_open = 0;
+	int		 dump = 0;
 
 	/*
 	 * Nothing inherited from whoever started us reaches a worker: a
@@ -116,7 +145,7 @@ main(int argc, char *argv[], char *envp[])
 	upgrade_init();
 	closefrom(upgrade_from_env(listeners_from_env()));
 	proctitle_init(argc, argv, envp);
-	while ((ch = getopt(argc, argv, "df:hjs:tv")) != -1) {
+	while ((ch = getopt(argc, argv, "df:hjs:tTvV")) != -1) {
 		switch (ch) {
 		case 'd':
 			foreground = 1;
@@ -139,8 +168,14 @@ main(int argc, char *argv[], char *envp[])
 		case 't':
 			test = 1;
 			break;
+		case 'T':
+			test = dump = 1;
+			break;
 		case 'v':
 			printf("astleyd %s\n", ASTLEYD_VERSION);
+			return 0;
+		case 'V':
+			version();
 			return 0;
 		case 'h':
 			usage(0);
@@ -172,8 +207,27 @@ main(int argc, char *argv[], char *envp[])
 		return control_client(srv->conf.pidfile, signame,
 		    CONTROL_TIMEOUT_MS);
 	}
-	if (conf_load(path, &srv->conf, err, sizeof(err)) == -1)
+	if (conf_load(path, &srv->conf, err, sizeof(err)) == -1) {
+		/*
+		 * No effective configuration, but -T still names the pidfile
+		 * that -s reads from the file, so that the init script can
+		 * reach the running master, e.g. to have a reload refused.
+		 */
+		if (dump && conf_load_pidfile(path, srv->conf.pidfile,
+		    sizeof(srv->conf.pidfile), sandbox, sizeof(sandbox)) == 0)
+			printf("# %s does not parse; astleyd -s would use\n"
+			    "%-19s %s\n", path, "pidfile", srv->conf.pidfile);
 		goto conf_failed;
+	}
+	/*
+	 * Printed as soon as the file parses, before the checks that read
+	 * the certificate, key and logs: the init script takes the pidfile
+	 * from here, also when stopping a server whose key has gone.
+	 */
+	if (dump) {
+		conf_print(stdout, &srv->conf);
+		fflush(stdout);
+	}
 	/* From here on a failed start is in the error log too. */
 	if (!test) {
 		if (log_open(srv->conf.error_log, srv->conf.error_log_level,
@@ -229,7 +283,8 @@ main(int argc, char *argv[], char *envp[])
 	srv->pidfh = upgrade_pending() ? NULL :
 	    pidfile_open(srv->conf.pidfile, 0644, &otherpid);
 	if (srv->pidfh == NULL && !upgrade_pending()) {
-		if (errno == EEXIST)
+		if (errno == EEXIST || (errno == EINVAL &&
+		    pidfile_read_pid(srv->conf.pidfile, &otherpid) == 0))
 			snprintf(err, sizeof(err), "already running (pid %ld, "
 			    "pidfile %.900s)", (long)otherpid, srv->conf.pidfile);
 		else
@@ -259,7 +314,7 @@ main(int argc, char *argv[], char *envp[])
 			log_detach();
 	} else if (!foreground && (srv->lifeline = daemonize()) == -1)
 		goto startup_failed;
-	if (srv->pidfh != NULL && pidfile_write(srv->pidfh) == -1) {
+	if (srv->pidfh != NULL && pidfile_write_pid(srv->pidfh) == -1) {
 		log_err("pidfile %s", srv->conf.pidfile);
 		goto startup_failed;
 	}

@@ -44,6 +44,14 @@ struct tls_ticket_key {
 static struct tls_ticket_key	ticket_keys[TLS_TICKET_KEYS];
 static int			nticket_keys;
 
+/* For -V: the OpenSSL the binary was built against, and the one it runs. */
+void
+tls_versions(const char **built, const char **running)
+{
+	*built = OPENSSL_VERSION_TEXT;
+	*running = OpenSSL_version(OPENSSL_VERSION);
+}
+
 void
 tls_ticket_rotate(void)
 {

@@ -159,11 +159,12 @@ upgrade_ready(struct server *srv)
 	/* Its lock goes with its close; a moment, at most. */
 	for (i = 0; i < 50; i++) {
 		srv->pidfh = pidfile_open(srv->conf.pidfile, 0644, &other);
-		if (srv->pidfh != NULL || errno != EEXIST)
+		/* EINVAL: libbsd read our pid back with its newline. */
+		if (srv->pidfh != NULL || (errno != EEXIST && errno != EINVAL))
 			break;
 		usleep(100 * 1000);
 	}
-	if (srv->pidfh == NULL || pidfile_write(srv->pidfh) == -1)
+	if (srv->pidfh == NULL || pidfile_write_pid(srv->pidfh) == -1)
 		log_warn("upgrade: pidfile %s", srv->conf.pidfile);
 	if (control_open(srv) == -1)
 		log_warnx("upgrade: no control socket");

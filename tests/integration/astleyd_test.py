@@ -681,7 +681,8 @@ class Server:
     def read_pidfile(self):
         with open(self.pidfile) as f:
             txt = f.read()
-        if not re.fullmatch(r'[0-9]+\n?', txt):
+        # With its newline, as pidfile readers expect.
+        if not re.fullmatch(r'[0-9]+\n', txt):
             raise AssertionError('pidfile content %r' % txt)
         return int(txt)
 

@@ -1,4 +1,5 @@
-"""Command line and configuration checking (-t, -v, -h, file:line errors)."""
+"""Command line and configuration checking (-t, -T, -v, -V, -h, file:line
+errors)."""
 
 import os
 import re
@@ -6,7 +7,7 @@ import resource
 import subprocess
 import unittest
 
-from astleyd_test import (BIN, ServerTestCase, _child_env, free_port, request,
+from astleyd_test import (BIN, ROOT, ServerTestCase, _child_env, free_port, request,
                           run_bin)
 
 HEADER = '''# astleyd test configuration
@@ -300,6 +301,97 @@ class ConfigTest(ServerTestCase):
         rc, out, err = self.check('-v')
         self.assertEqual(rc, 0, out + err)
         self.assertRegex((out + err).strip(), r'^astleyd [0-9][^\s]*$')
+
+    def dump(self, conf):
+        """astleyd -T -f CONF: (status, {directive: [values]}, stdout,
+        stderr); commented-out directives under '#name'."""
+        rc, out, err = self.check('-T', '-f', conf)
+        values = {}
+        for line in out.splitlines():
+            if line.startswith('# ') or not line.strip():
+                continue
+            name, _, value = line.partition(' ')
+            values.setdefault(name, []).append(value.strip())
+        return rc, values, out, err
+
+    def test_T_prints_effective_config(self):
+        """-T tests as -t does and prints every directive of the table
+        with the value in force: defaults, resolved paths, units."""
+        conf = self.write(HEADER + '\n'.join(self.body() + [
+            'handshake_timeout 500ms', 'send_timeout 1m', 'max_uri_size 1k',
+            'listen 127.0.0.1:%d proxy_protocol' % free_port(),
+            'proxy_protocol_from 10.0.0.0/8']) + '\n')
+        rc, v, out, err = self.dump(conf)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn('astleyd: configuration file %s test is successful' %
+                      conf, err)
+        self.assertEqual(out.splitlines()[0],
+                         '# effective configuration of %s' % conf)
+        with open(os.path.join(ROOT, 'common', 'conf.c')) as f:
+            names = re.findall(r'\{ "(\w+)", set_\w+,', f.read())
+        self.assertGreater(len(names), 20)
+        for name in names:
+            self.assertTrue(name in v or '#' + name in v,
+                            '%s missing from -T:\n%s' % (name, out))
+        d = self.s.dir
+        self.assertEqual(v['pidfile'], [os.path.join(d, 'astleyd.pid')])
+        self.assertEqual(v['tls_certificate'], [os.path.join(d, 'cert.pem')])
+        self.assertEqual(v['workers'], ['1'])
+        self.assertEqual(v['user'], ['nobody'])          # defaults
+        self.assertEqual(v['header_timeout'], ['10s'])
+        self.assertEqual(v['max_body_size'], ['65536'])
+        self.assertEqual(v['access_log'], ['off'])
+        self.assertIn('#error_log', v)
+        self.assertEqual(v['handshake_timeout'], ['500ms'])
+        self.assertEqual(v['send_timeout'], ['60s'])
+        self.assertEqual(v['max_uri_size'], ['1024'])
+        self.assertEqual(v['proxy_protocol_from'], ['10.0.0.0/8'])
+        self.assertEqual(len(v['listen']), 2)
+        self.assertTrue(v['listen'][1].endswith(' proxy_protocol'), v)
+        # What it prints is a configuration that says the same.
+        again = self.write(out)
+        rc2, v2, out2, err2 = self.dump(again)
+        self.assertEqual(rc2, 0, out2 + err2)
+        self.assertEqual(v2, v)
+
+    def test_T_prints_before_a_failed_check(self):
+        """A certificate that has gone still lets the init script learn
+        the pidfile; -T fails as -t does."""
+        conf = self.write(self.good_conf())
+        os.unlink(os.path.join(self.s.dir, 'cert.pem'))
+        rc, v, out, err = self.dump(conf)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn('test failed', err)
+        self.assertEqual(v['pidfile'],
+                         [os.path.join(self.s.dir, 'astleyd.pid')])
+        # A file that does not parse has no effective configuration, but
+        # the pidfile that -s takes from it is printed.
+        lines = HEADER.splitlines() + ['frobnicate yes'] + self.body()
+        rc, v, out, err = self.dump(self.write('\n'.join(lines) + '\n'))
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn('%s:%d: ' % (conf, BAD_LINE), err)
+        self.assertEqual(v, {'pidfile': [os.path.join(self.s.dir,
+                                                      'astleyd.pid')]})
+        self.assertIn('does not parse', out)
+        # A missing file: nothing.
+        rc, v, out, err = self.dump(os.path.join(self.s.dir, 'nothere'))
+        self.assertEqual((rc, out), (1, ''), err)
+
+    def test_V(self):
+        rc, out, err = self.check('-V')
+        self.assertEqual(rc, 0, out + err)
+        lines = out.splitlines()
+        rc, vout, _ = self.check('-v')
+        self.assertEqual(lines[0], vout.strip())
+        self.assertRegex(out, r'(?m)^compiler: (gcc|clang) [0-9]')
+        self.assertRegex(out, r'(?m)^built with OpenSSL [0-9]')
+        self.assertRegex(out, r'(?m)^running with OpenSSL [0-9]')
+        # The tree's binary (make install's is checked in test_install).
+        self.assertIn('configuration file: conf/astleyd.conf\n', out)
+        self.assertIn('prefix: none (built in the tree)\n', out)
+        rc, hout, _ = self.check('-h')
+        for opt in ('-T', '-V'):
+            self.assertIn('  %s ' % opt, hout)
 
     def test_help(self):
         rc, out, err = self.check('-h')

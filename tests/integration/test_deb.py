@@ -166,6 +166,9 @@ class DebTest(unittest.TestCase):
     def test_paths_are_the_packages(self):
         r = run([self.path('/usr/sbin/astleyd'), '-h'])
         self.assertIn(b'/etc/astleyd/astleyd.conf', r.stdout)
+        r = run([self.path('/usr/sbin/astleyd'), '-V'])
+        self.assertIn(b'\nconfiguration file: /etc/astleyd/astleyd.conf\n'
+                      b'prefix: /usr\n', r.stdout)
         conf = self.read('/etc/astleyd/astleyd.conf')
         for d, v in (('user', 'astleyd'), ('group', 'astleyd'),
                      ('pidfile', '/run/astleyd.pid'),
@@ -207,8 +210,10 @@ class DebTest(unittest.TestCase):
         with open(os.path.join(self.ctl, 'postinst')) as f:
             post = f.read()
         self.assertIn("deb-systemd-helper enable 'astleyd.service'", post)
-        self.assertRegex(post, r"deb-systemd-invoke \$_dh_action "
-                         r"'astleyd.service'")
+        # Started; on an upgrade neither stopped nor restarted: the
+        # postinst's astleyd -s upgrade replaces the binary in place.
+        self.assertIn("deb-systemd-invoke start 'astleyd.service'", post)
+        self.assertNotIn('_dh_action', post)
         self.assertIn('update-rc.d astleyd defaults', post)
         self.assertIn('invoke-rc.d --skip-systemd-native astleyd', post)
         # The certificate is made before debhelper's part starts it.
@@ -217,19 +222,23 @@ class DebTest(unittest.TestCase):
 
     def test_gen_cert(self):
         d = os.path.join(self.tmp, 'gencert')
-        r = run([self.path('/usr/share/astleyd/gen-cert'), d])
+        r = run([self.path('/usr/share/astleyd/gen-cert'), '-s', d])
         self.assertEqual(r.returncode, 0, r.stdout)
         cert, key = os.path.join(d, 'cert.pem'), os.path.join(d, 'key.pem')
         self.assertEqual(os.stat(key).st_mode & 0o777, 0o600)
         self.assertEqual(os.stat(cert).st_mode & 0o777, 0o644)
-        # Self-signed by the openssl CLI, never by a mkcert CA.
+        # -s: self-signed by the openssl CLI, never by a mkcert CA; the
+        # postinst asks for that.
+        with open(os.path.join(self.ctl, 'postinst')) as f:
+            self.assertIn('/usr/share/astleyd/gen-cert -s /etc/astleyd',
+                          f.read())
         subj = run(['openssl', 'x509', '-noout', '-subject', '-in', cert])
         iss = run(['openssl', 'x509', '-noout', '-issuer', '-in', cert])
         self.assertEqual(subj.stdout.split(b'=', 1)[1],
                          iss.stdout.split(b'=', 1)[1])
         with open(cert, 'rb') as f:
             before = f.read()
-        r = run([self.path('/usr/share/astleyd/gen-cert'), d])
+        r = run([self.path('/usr/share/astleyd/gen-cert'), '-s', d])
         self.assertEqual(r.returncode, 1)
         self.assertIn(b'exists', r.stdout)
         with open(cert, 'rb') as f:
@@ -379,3 +388,43 @@ class DebTest(unittest.TestCase):
 
 if __name__ == '__main__':
     unittest.main()
+
+    @unittest.skipUnless(is_root(), 'the postinst chowns to root:adm')
+    def test_postinst_upgrades_in_place(self):
+        # On an upgrade ($2: the old version) the postinst asks the
+        # running master to start the new binary (astleyd -s upgrade);
+        # debhelper does not stop or restart the service.
+        for name in ('postinst', 'prerm'):
+            p = os.path.join(self.ctl, name)
+            if os.path.exists(p):
+                with open(p) as f:
+                    text = f.read()
+                self.assertNotIn('deb-systemd-invoke restart', text, name)
+                self.assertNotIn('deb-systemd-invoke stop', text, name)
+        cases = (('0', 'upgrade: new master 42 serving, old master 41 '
+                  'finishing', 'astleyd: upgrade: new master 42', ''),
+                 ('1', 'astleyd: not running? control socket x: No such '
+                  'file or directory', '', ''),
+                 ('1', 'upgrade failed, the old master keeps serving: bad',
+                  '', 'keeps serving the old binary: upgrade failed'))
+        for rc, said, out, err in cases:
+            with self.subTest(said=said):
+                root = self.fake_root()
+                stub = os.path.join(root, 'stubs', 'astleyd')  # on PATH
+                with open(stub, 'w') as f:
+                    f.write('#!/bin/sh\necho "$*" >> "%s/astleyd.log"\n'
+                            'echo "%s"\nexit %s\n' % (root, said, rc))
+                os.chmod(stub, 0o755)
+                r = self.maint(root, 'postinst', 'configure', '0.0.9')
+                with open(root + '/astleyd.log') as f:
+                    self.assertEqual(f.read(), '-f %s/etc/astleyd/astleyd.conf'
+                                     ' -s upgrade\n' % root)
+                text = r.stdout.decode()
+                self.assertIn(out, text)
+                self.assertIn(err, text)
+                if not err:
+                    self.assertNotIn('not upgraded', text)
+                # A first install starts it (debhelper) instead.
+                os.unlink(root + '/astleyd.log')
+                self.maint(root, 'postinst', 'configure', '')
+                self.assertFalse(os.path.exists(root + '/astleyd.log'))

@@ -318,6 +318,26 @@ class DaemonTest(LifecycleTestCase):
         self.assertEqual(rc, 0, out + err)
         self.assertAllGone(srv, workers)
 
+    def test_pidfile_is_pid_and_newline(self):
+        """The pidfile holds the master's pid and a newline, nothing
+        else, in the foreground and as a daemon (whose pid is not the
+        launcher's), over a longer stale one."""
+        fg = self.server(workers=1)
+        with open(fg.pidfile, 'rb') as f:
+            self.assertEqual(f.read(), b'%d\n' % fg.pid)
+        srv = self.daemon_server(workers=1)
+        with open(srv.pidfile, 'w') as f:
+            f.write('%d\n' % (2 ** 62))
+        rc, out, err = self.launch(srv)
+        self.assertEqual((rc, out, err), (0, '', ''))
+        pid = self.assertServingNow(srv, 1)
+        with open(srv.pidfile, 'rb') as f:
+            self.assertEqual(f.read(), b'%d\n' % pid)
+        workers = srv.worker_pids()
+        rc, out, err = control(srv, 'stop')
+        self.assertEqual(rc, 0, out + err)
+        self.assertAllGone(srv, workers)
+
 
 # --------------------------------------------------------------- respawn
 

@@ -130,16 +130,17 @@ class InitFixture:
         self.pidfile = self.srv.pidfile
         self.sock = re.sub(r'\.pid$', '.sock', self.pidfile)
         self.defaults = os.path.join(self.srv.dir, 'defaults')
-        self.write_defaults(daemon=daemon or T.BIN)
+        self.daemon = daemon or T.BIN
+        self.write_defaults(daemon=self.daemon)
         self.env = child_env(self.sandir)
         self.env['ASTLEYD_DEFAULTS'] = self.defaults
 
     def write_defaults(self, daemon):
+        # No PIDFILE: the script takes it from the config (astleyd -T).
         with open(self.defaults, 'w') as f:
             f.write('# written by tests/integration/test_system.py\n'
-                    'DAEMON=%s\nCONFIG=%s\nPIDFILE=%s\nDAEMON_OPTS=\n' %
-                    (shlex.quote(daemon), shlex.quote(self.conf),
-                     shlex.quote(self.pidfile)))
+                    'DAEMON=%s\nCONFIG=%s\nDAEMON_OPTS=\n' %
+                    (shlex.quote(daemon), shlex.quote(self.conf)))
 
     def run(self, action, shell='bash', script=INIT):
         """Run the init script: (status, stdout + stderr)."""
@@ -172,7 +173,8 @@ class InitFixture:
         pid = self.srv.read_pidfile()
         self.test.assertTrue(alive(pid), 'pidfile names dead pid %d' % pid)
         # The init script starts it as DAEMON -f CONFIG.
-        self.test.assertEqual(cmdline(pid), T.master_title('-f', self.conf))
+        self.test.assertEqual(cmdline(pid), ' '.join((
+            'astleyd: master process', self.daemon, '-f', self.conf)))
         self.srv.pid = pid
         return pid
 
@@ -347,6 +349,85 @@ class InitScriptTest(unittest.TestCase):
         self.assertIn('Stopping astleyd: astleyd.', out)
         fx.assert_stopped(pid)
 
+    def test_pidfile_from_config(self):
+        """The pidfile is the config's, whatever the defaults file says:
+        moved in the config, status, rotate and stop follow it."""
+        fx = InitFixture(self, workers=1)
+        with open(fx.defaults, 'a') as f:
+            f.write('PIDFILE=%s\n' % os.path.join(fx.srv.dir, 'wrong.pid'))
+        os.mkdir(os.path.join(fx.srv.dir, 'elsewhere'))
+        fx.pidfile = fx.srv.pidfile = os.path.join(fx.srv.dir, 'elsewhere',
+                                                   'other.pid')
+        fx.sock = re.sub(r'\.pid$', '.sock', fx.pidfile)
+        fx.srv.write_conf(fx.srv.conf_text().replace(
+            'pidfile astleyd.pid', 'pidfile elsewhere/other.pid'))
+        fx.expect('status', 3)
+        fx.expect('start', 0)
+        pid = fx.master()
+        fx.assert_serving()
+        out = fx.expect('status', 0)
+        self.assertRegex(out, r'\b%d\b' % pid)
+        out = fx.expect('start', 0)
+        self.assertIn('already running', out)
+        fx.expect('rotate', 0)
+        fx.expect('stop', 0)
+        fx.assert_stopped(pid)
+        fx.expect('status', 3)
+
+    def test_stop_when_config_broke(self):
+        """The running server's certificate gone, then its config broken:
+        -T still gives the pidfile (as -s finds it), so status and stop
+        work; without a config at all, status is unknown (4) and says
+        why."""
+        fx = InitFixture(self, workers=1)
+        fx.expect('start', 0)
+        pid = fx.master()
+        fx.srv.wait_workers(1)
+        os.rename(os.path.join(fx.srv.dir, 'cert.pem'),
+                  os.path.join(fx.srv.dir, 'cert.pem.away'))
+        out = fx.expect('status', 0)
+        self.assertRegex(out, r'\b%d\b' % pid)
+        out = fx.expect('configtest', 1)
+        self.assertIn('cert.pem', out)
+        self.assertIn('test failed', out)
+        good = read(fx.conf)
+        fx.srv.write_conf(good + 'bogus_directive on\n')
+        out = fx.expect('status', 0)
+        self.assertRegex(out, r'\b%d\b' % pid)
+        fx.expect('stop', 0)
+        fx.assert_stopped(pid)
+        fx.expect('status', 3)
+        os.rename(fx.conf, fx.conf + '.away')
+        out = fx.expect('status', 4)
+        self.assertIn('No such file', out)
+
+    def test_configtest_and_rotate(self):
+        fx = InitFixture(self, workers=1,
+                         extra={'access_log': 'access.log'})
+        out = fx.expect('configtest', 0)
+        self.assertIn('test is successful', out)
+        fx.srv.write_conf(fx.srv.conf_text() + 'bogus_directive on\n')
+        line = len(fx.srv.conf_text().splitlines()) + 1
+        out = fx.expect('configtest', 1)
+        self.assertIn('%s:%d: unknown directive' % (fx.conf, line), out)
+        fx.srv.write_conf()
+        fx.expect('rotate', 7)
+        fx.expect('start', 0)
+        pid = fx.master()
+        fx.srv.wait_workers(1)
+        log = os.path.join(fx.srv.dir, 'access.log')
+        request(fx.srv.port, host=fx.srv.host)
+        self.assertTrue(wait_for(lambda: os.path.getsize(log) > 0, 5))
+        os.rename(log, log + '.1')
+        fx.expect('rotate', 0)
+        self.assertTrue(os.path.exists(log), 'rotate did not reopen')
+        request(fx.srv.port, host=fx.srv.host)
+        self.assertTrue(wait_for(lambda: os.path.getsize(log) > 0, 5),
+                        'no line in the reopened log')
+        self.assertEqual(fx.master(), pid)
+        fx.expect('stop', 0)
+        fx.assert_stopped(pid)
+
     def test_usage_and_missing_daemon(self):
         fx = InitFixture(self)
         out = fx.expect('frobnicate', 3)
@@ -371,7 +452,8 @@ class InitScriptTest(unittest.TestCase):
         self.assertEqual(info.get('Default-Stop'), '0 1 6')
         self.assertIn('DAEMON=%s\n' % SBIN, text)
         self.assertIn('CONFIG=%s\n' % ETC_CONF, text)
-        self.assertIn('PIDFILE=%s\n' % RUN_PIDFILE, text)
+        # The pidfile comes from the config, never a default of its own.
+        self.assertNotIn(RUN_PIDFILE, text)
         for sh in ('bash', 'sh'):
             r = subprocess.run([sh, '-n', INIT], stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, timeout=30)
@@ -396,7 +478,9 @@ class UnitFileTest(ServerTestCase):
 
     def test_service_settings(self):
         self.assertEqual(self.svc.get('Type'), 'notify')
-        self.assertEqual(self.svc.get('NotifyAccess'), 'main')
+        # all: after -s upgrade the new master, not the main pid yet,
+        # reports READY=1 and its MAINPID.
+        self.assertEqual(self.svc.get('NotifyAccess'), 'all')
         self.assertEqual(self.svc.get('KillMode'), 'mixed')
         self.assertEqual(self.svc.get('Restart'), 'on-failure')
         self.assertNotIn('User', self.svc, 'the master must start as root')

@@ -11,6 +11,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -654,6 +655,96 @@ test_error_log(void)
 	    "error_log's path with a level is resolved like any path");
 }
 
+/*
+ * conf_print (astleyd -T): every directive is there, and what it prints
+ * parses back into the same struct, for a file that changes every
+ * directive from its default and for the defaults themselves.
+ */
+static void
+print_roundtrip(const char *text, const char *desc)
+{
+	static const char	*names[] = { "listen", "listen_tls", "workers",
+	    "worker_connections", "user", "group", "pidfile",
+	    "tls_certificate", "tls_certificate_key", "error_log",
+	    "access_log", "header_timeout", "handshake_timeout",
+	    "keepalive_timeout", "send_timeout", "shutdown_timeout",
+	    "drain_timeout", "proxy_protocol_from", "keepalive_requests",
+	    "max_uri_size", "max_header_size", "max_body_size", "sandbox",
+	    "tls_key_process", "status_listen", "status_allow" };
+	char	*out = NULL, *line, want[64];
+	size_t	 outlen = 0, i;
+	FILE	*f;
+
+	if (!parse_ok(text, desc))
+		return;
+	if ((f = open_memstream(&out, &outlen)) == NULL) {
+		ok(0, "%s: open_memstream", desc);
+		return;
+	}
+	conf_print(f, &conf);
+	fclose(f);
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		/* At a line's start, or commented out when it has no value. */
+		snprintf(want, sizeof(want), "\n%s ", names[i]);
+		line = strstr(out, want);
+		if (line == NULL) {
+			snprintf(want, sizeof(want), "\n#%s ", names[i]);
+			line = strstr(out, want);
+		}
+		ok(line != NULL, "%s: conf_print prints %s", desc, names[i]);
+	}
+	if (parse_len(NAME, out, outlen, &conf2) != 0) {
+		ok(0, "%s: conf_print output parses", desc);
+		diag("error: %s", err);
+		diag("output:\n%s", out);
+	} else
+		ok(memcmp(&conf, &conf2, sizeof(conf)) == 0,
+		    "%s: conf_print output parses to the same struct", desc);
+	free(out);
+}
+
+static void
+test_print(void)
+{
+	print_roundtrip(CERTS, "defaults");
+	print_roundtrip(
+	    "listen 127.0.0.1:8080 proxy_protocol\n"
+	    "listen [::1]:8081\n"
+	    "listen_tls *:8443\n"
+	    "listen_tls [::]:9443 proxy_protocol\n"
+	    "workers 3\n"
+	    "worker_connections 100\n"
+	    "user nobody\n"
+	    "group nogroup\n"
+	    "pidfile run/a.pid\n"
+	    "tls_certificate /tls/c.pem\n"
+	    "tls_certificate_key k.pem\n"
+	    "error_log syslog debug\n"
+	    "access_log logs/access.log\n"
+	    "header_timeout 1500ms\n"
+	    "handshake_timeout 2s\n"
+	    "keepalive_timeout 0\n"
+	    "send_timeout 1m\n"
+	    "shutdown_timeout 1h\n"
+	    "drain_timeout 3s\n"
+	    "proxy_protocol_from 10.0.0.0/8\n"
+	    "proxy_protocol_from 192.0.2.1\n"
+	    "proxy_protocol_from 2001:db8::/32\n"
+	    "keepalive_requests 7\n"
+	    "max_uri_size 1k\n"
+	    "max_header_size 1m\n"
+	    "max_body_size 0\n"
+	    "sandbox log\n"
+	    "tls_key_process off\n"
+	    "status_listen 127.0.0.1:9113\n"
+	    "status_listen [::1]:9114\n"
+	    "status_allow 10.1.0.0/16\n", "every directive changed");
+	print_roundtrip(CERTS "error_log stderr info\n",
+	    "error_log with a level");
+	print_roundtrip(CERTS "error_log /var/log/e.log\nsandbox off\n",
+	    "error_log a file, sandbox off");
+}
+
 int
 main(void)
 {
@@ -665,5 +756,6 @@ main(void)
 	test_syntax();
 	test_errors();
 	test_listen_equal();
+	test_print();
 	return done_testing();
 }
