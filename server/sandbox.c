@@ -114,6 +114,12 @@ static const struct sandbox_rule sandbox_base_rules[] = {
 	ALLOW(time),
 	/* Returning from signal handlers. */
 	ALLOW(rt_sigreturn),
+	/*
+	 * A poll stopped (SIGSTOP, a debugger) and continued goes on
+	 * through this: without it, kill -STOP then -CONT killed the key
+	 * process.
+	 */
+	ALLOW(restart_syscall),
 	/* abort(3) blocks signals around raising SIGABRT. */
 	ALLOW(rt_sigprocmask),
 	/* The end. */

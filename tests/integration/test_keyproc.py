@@ -220,6 +220,24 @@ class KeyProcessTest(ServerTestCase):
                       srv.read_log())
         self.assertEqual(request(srv.port, host=srv.host).status, 200)
 
+    def test_stopped_and_continued_processes_live_on(self):
+        # kill -STOP and -CONT (a debugger, an operator's pause): the
+        # sandboxed key process and workers go on where they were; a
+        # system call outside the filter would have killed them.
+        srv = self.server(workers=2)
+        kp = srv.keyproc_pids()
+        workers = srv.wait_workers()
+        for pid in kp + workers:
+            os.kill(pid, signal.SIGSTOP)
+            time.sleep(0.2)
+            os.kill(pid, signal.SIGCONT)
+        time.sleep(0.3)
+        for v in (TLS12, TLS13):
+            self.handshake_ok(srv, v)
+        self.assertEqual(srv.keyproc_pids(), kp, srv.read_log())
+        self.assertEqual(srv.worker_pids(), workers, srv.read_log())
+        self.assertNotIn('killed', srv.read_log())
+
 
 if __name__ == '__main__':
     unittest.main()
