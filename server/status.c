@@ -52,12 +52,15 @@ int
 status_init(void)
 {
 	void	*p;
+	int	 i;
 
 	p = mmap(NULL, sizeof(*status_board), PROT_READ | PROT_WRITE,
 	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return -1;
 	status_board = p;
+	for (i = 0; i < STATUS_GENS; i++)
+		status_board->gens[i].generation = -1;
 	status_board->master = getpid();
 	status_board->started = time(NULL);
 	return 0;
@@ -160,6 +163,91 @@ status_fold(struct status_counters *to, const struct status_counters *from)
 		t[i] += __atomic_load_n(&f[i], __ATOMIC_RELAXED);
 }
 
+/* The generation's entry, made in place of the oldest if need be. */
+static struct status_gen *
+status_gen(struct status_board *b, int generation, int make)
+{
+	struct status_gen	*g, *oldest = NULL;
+	int			 i;
+
+	for (i = 0; i < STATUS_GENS; i++) {
+		g = &b->gens[i];
+		if (g->generation == generation)
+			return g;
+		if (oldest == NULL || g->generation < oldest->generation)
+			oldest = g;
+	}
+	if (!make)
+		return NULL;
+	memset(oldest, 0, sizeof(*oldest));
+	oldest->generation = generation;
+	return oldest;
+}
+
+static void
+status_gen_add(struct status_board *b, const struct status_slot *s)
+{
+	struct status_gen	*g = status_gen(b, s->generation, 1);
+
+	g->accepted += __atomic_load_n(&s->c.accepted, __ATOMIC_RELAXED);
+	g->requests += __atomic_load_n(&s->c.requests, __ATOMIC_RELAXED);
+}
+
+/*
+ * Per generation with a live worker: its workers, and its totals (live
+ * and reaped).  Returns how many, at most max, newest first.
+ */
+static int
+status_generations(struct status_board *b, struct status_gen *out, int *nw,
+    int max)
+{
+	struct status_gen	*g;
+	struct status_slot	*s;
+	int			 i, j, n = 0;
+	uint32_t		 seq;
+
+	do {
+		n = 0;
+		while ((seq = __atomic_load_n(&b->seq, __ATOMIC_ACQUIRE)) & 1)
+			;
+		for (i = 0; i < STATUS_SLOTS; i++) {
+			s = &b->slot[i];
+			if (s->pid == 0)
+				continue;
+			for (j = 0; j < n && out[j].generation !=
+			    s->generation; j++)
+				;
+			if (j == n) {
+				if (n == max)
+					continue;
+				memset(&out[n], 0, sizeof(out[n]));
+				out[n].generation = s->generation;
+				nw[n] = 0;
+				if ((g = status_gen(b, s->generation, 0)) != NULL)
+					out[n] = *g;
+				n++;
+			}
+			nw[j]++;
+			out[j].accepted += s->c.accepted;
+			out[j].requests += s->c.requests;
+		}
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	} while (__atomic_load_n(&b->seq, __ATOMIC_RELAXED) != seq);
+	/* Newest first. */
+	for (i = 1; i < n; i++)
+		for (j = i; j > 0 && out[j].generation >
+		    out[j - 1].generation; j--) {
+			struct status_gen	t = out[j];
+			int			w = nw[j];
+
+			out[j] = out[j - 1];
+			nw[j] = nw[j - 1];
+			out[j - 1] = t;
+			nw[j - 1] = w;
+		}
+	return n;
+}
+
 /*
  * Master, once the worker of slot i is reaped: its counts move to the
  * retired totals, between two steps of the sequence count.
@@ -173,6 +261,7 @@ status_reaped(int i)
 		return;
 	__atomic_add_fetch(&b->seq, 1, __ATOMIC_SEQ_CST);
 	status_fold(&b->retired, &b->slot[i].c);
+	status_gen_add(b, &b->slot[i]);
 	memset(&b->slot[i], 0, sizeof(b->slot[i]));
 	__atomic_add_fetch(&b->seq, 1, __ATOMIC_SEQ_CST);
 }
@@ -405,6 +494,8 @@ size_t
 status_text(char *buf, size_t cap)
 {
 	struct status_board	*b = status_board;
+	struct status_gen	 gens[STATUS_GENS];
+	int			 gw[STATUS_GENS], ngen;
 	struct status_counters	 t;
 	struct status_slot	*s;
 	struct out		 o = { buf, cap, 0 };
@@ -426,6 +517,14 @@ status_text(char *buf, size_t cap)
 	    (unsigned long long)b->reloads_failed,
 	    b->last_error[0] ? " (last: " : "", b->last_error,
 	    b->last_error[0] ? ")" : "", (unsigned long long)b->restarts);
+	ngen = status_generations(b, gens, gw, STATUS_GENS);
+	for (i = 0; i < ngen; i++)
+		out(&o, "generation %d%s: %d worker%s, %llu connections, %llu "
+		    "requests\n", gens[i].generation, gens[i].generation ==
+		    b->generation ? " (serving)" : " (finishing)", gw[i],
+		    gw[i] == 1 ? "" : "s",
+		    (unsigned long long)gens[i].accepted,
+		    (unsigned long long)gens[i].requests);
 	out(&o, "\n%-36s %20llu\n%-36s %20llu\n%-36s %20llu\n",
 	    "connections_accepted", (unsigned long long)t.accepted,
 	    "connections_handled", (unsigned long long)t.handled,
@@ -499,6 +598,8 @@ size_t
 status_json(char *buf, size_t cap)
 {
 	struct status_board	*b = status_board;
+	struct status_gen	 gens[STATUS_GENS];
+	int			 gw[STATUS_GENS], ngen;
 	struct status_counters	 t;
 	struct status_slot	*s;
 	struct out		 o = { buf, cap, 0 };
@@ -518,7 +619,15 @@ status_json(char *buf, size_t cap)
 	    (unsigned long long)b->reloads_failed,
 	    (unsigned long long)b->restarts);
 	out_json_string(&o, b->last_error);
-	out(&o, "},\"connections\":{\"accepted\":%llu,\"handled\":%llu,"
+	out(&o, "},\"generations\":[");
+	ngen = status_generations(b, gens, gw, STATUS_GENS);
+	for (i = 0; i < ngen; i++)
+		out(&o, "%s{\"generation\":%d,\"workers\":%d,"
+		    "\"connections\":%llu,\"requests\":%llu}", i ? "," : "",
+		    gens[i].generation, gw[i],
+		    (unsigned long long)gens[i].accepted,
+		    (unsigned long long)gens[i].requests);
+	out(&o, "],\"connections\":{\"accepted\":%llu,\"handled\":%llu,"
 	    "\"evicted\":%llu,\"reading\":%lld,\"writing\":%lld,"
 	    "\"waiting\":%lld},\"timeouts\":{",
 	    (unsigned long long)t.accepted, (unsigned long long)t.handled,

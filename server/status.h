@@ -80,6 +80,14 @@ struct status_slot {
 	struct status_counters	c;
 } __attribute__((aligned(64)));
 
+/* What the workers of one generation did, those reaped. */
+struct status_gen {
+	int			generation;	/* -1: unused */
+	uint64_t		accepted;
+	uint64_t		requests;
+};
+#define STATUS_GENS	16	/* the latest ones */
+
 struct status_board {
 	uint32_t		seq;		/* odd while the master folds */
 	pid_t			master;
@@ -91,6 +99,7 @@ struct status_board {
 	uint64_t		restarts;	/* workers that died, replaced */
 	char			last_error[512];
 	struct status_counters	retired;	/* workers reaped */
+	struct status_gen	gens[STATUS_GENS];
 	struct status_slot	slot[STATUS_SLOTS];
 };
 

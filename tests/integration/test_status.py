@@ -406,6 +406,46 @@ class ControlTest(StatusTestCase):
         self.assertEqual(get(m, 'astleyd_connections_accepted_total'),
                          doc['connections']['accepted'] + 1)
 
+    def test_generations_serving_and_finishing(self):
+        srv = self.status_server(workers=2, extra='shutdown_timeout 30s\n'
+                                 'keepalive_timeout 30s\n')
+        held = connect(srv.port)        # keeps an old worker finishing
+        self.addCleanup(held.close)
+        held.send(GET)
+        held.read_response()
+        old = srv.wait_workers(2)
+        rc, out, err = control(srv, 'reload')
+        self.assertEqual(rc, 0, err)
+        # (wait_workers would wait for the finishing one to go.)
+        self.assertTrue(wait_for(lambda: len(
+            [p for p in srv.worker_pids() if p not in old]) == 2, 5))
+        new = [p for p in srv.worker_pids() if p not in old]
+        for _ in range(3):
+            request(srv.port)
+
+        def gens():
+            rc, out, err = run_bin(['-f', srv.conf, '-s', 'status', '-j'])
+            self.assertEqual(rc, 0, err)
+            return json.loads(out)['generations']
+        g = gens()
+        self.assertEqual([x['generation'] for x in g], [1, 0], g)
+        # Exactly the three requests since the reload; the old one has
+        # the start-up check and the held connection's, with the one
+        # worker that still holds it.
+        self.assertEqual((g[0]['workers'], g[0]['requests']), (2, 3), g)
+        self.assertEqual((g[1]['workers'], g[1]['requests']), (1, 2), g)
+        rc, out, err = control(srv, 'status')
+        self.assertRegex(out, r'(?m)^generation 1 \(serving\): 2 workers, '
+                         r'3 connections, 3 requests$')
+        self.assertRegex(out, r'(?m)^generation 0 \(finishing\): 1 worker, '
+                         r'[0-9]+ connections, 2 requests$')
+        # Its last request is answered with "close"; then it is gone, and
+        # so is its line (its counts stay in the totals).
+        held.send(GET)
+        self.assertEqual(held.read_response().get('Connection'), 'close')
+        self.assertTrue(wait_for(lambda: len(gens()) == 1, 10), gens())
+        self.assertEqual(set(new), set(srv.worker_pids()))
+
     def test_j_only_with_status(self):
         srv = self.status_server(workers=1)
         rc, out, err = run_bin(['-f', srv.conf, '-s', 'reload', '-j'])

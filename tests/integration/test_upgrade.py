@@ -9,11 +9,13 @@ import signal
 import socket
 import ssl
 import stat
+import tempfile
 import time
 
 from astleyd_test import (IO_TIMEOUT, Conn, ServerTestCase, control,
                           listening_sockets, request, tls_context, wait_for)
 from test_reload import Hammer
+from test_system import NotifySocket
 
 UPGRADED = re.compile(r'^upgrade: new master ([0-9]+) serving, old master '
                       r'([0-9]+) finishing$')
@@ -27,6 +29,11 @@ def connect_session(port, ctx, session=None):
 
 
 class UpgradeTest(ServerTestCase):
+
+    def tmpdir(self):
+        d = tempfile.mkdtemp(prefix='astleyd-notify-')
+        self.addCleanup(shutil.rmtree, d, True)
+        return d
 
     def upgradable(self, **kw):
         """A server started from its own copy of the binary, which a
@@ -159,3 +166,18 @@ class UpgradeTest(ServerTestCase):
         rc, out, err = control(srv, 'upgrade')
         self.assertEqual(rc, 1)
         self.assertIn('upgrade refused: the server is stopping', err)
+
+    def test_systemd_follows_the_new_master(self):
+        # Under systemd (NotifyAccess=all): the new master says READY=1
+        # with its MAINPID; the old one does not say STOPPING=1.
+        name = os.path.join(self.tmpdir(), 'notify')
+        ns = NotifySocket(self, name)
+        srv = self.upgradable(workers=1, env={'NOTIFY_SOCKET': name})
+        pid, f = ns.expect('READY')
+        self.assertEqual(f.get('MAINPID'), str(srv.pid))
+        old = srv.pid
+        new = self.upgrade_ok(srv)
+        pid, f = ns.expect('READY')
+        self.assertEqual((pid, f.get('MAINPID')), (new, str(new)), ns.seen)
+        self.assertIsNone(ns.recv(1.0), 'the old master %d said more: %r'
+                          % (old, ns.seen))
