@@ -428,6 +428,29 @@ class InitScriptTest(unittest.TestCase):
         fx.expect('stop', 0)
         fx.assert_stopped(pid)
 
+    def test_upgrade_in_place(self):
+        fx = InitFixture(self, workers=1)
+        fx.expect('upgrade', 7)                 # not running
+        fx.expect('start', 0)
+        old = fx.master()
+        fx.srv.wait_workers(1)
+        out = fx.expect('upgrade', 0)
+        self.assertRegex(out, r'upgrade: new master [0-9]+ serving, old '
+                         r'master %d finishing' % old)
+        self.assertTrue(wait_for(lambda: fx.srv.read_pidfile() != old, 5))
+        new = fx.master()
+        fx.assert_serving()
+        fx.expect('status', 0)
+        # A configuration that no longer loads: the old master stays.
+        fx.srv.write_conf(fx.srv.conf_text() + 'bogus_directive on\n')
+        out = fx.expect('upgrade', 1)
+        self.assertIn('upgrade failed, the old master keeps serving', out)
+        self.assertIn('bogus_directive', out)
+        self.assertEqual(fx.master(), new)
+        fx.srv.write_conf()
+        fx.expect('stop', 0)
+        fx.assert_stopped(new)
+
     def test_usage_and_missing_daemon(self):
         fx = InitFixture(self)
         out = fx.expect('frobnicate', 3)

@@ -95,7 +95,12 @@ class UpgradeTest(ServerTestCase):
         finally:
             stuck = h.finish()
         self.assertEqual(stuck, [])
-        summary = '%r requests, %d errors' % (h.counts, len(h.errors))
+        summary = '%r requests (%d before the upgrade, %d by 0.5 s after '\
+            'it), %d errors, %d resent, keep-alive closes %r' % (
+                h.counts, at_upgrade, sum(after.values()), len(h.errors),
+                h.resent, h.closes)
+        if os.environ.get('ASTLEYD_TEST_VERBOSE'):
+            print(summary)
         self.assertEqual(h.errors, [], summary)
         self.assertGreater(sum(after.values()), at_upgrade + 50, summary)
         # The same listening sockets, now held by the new master.
