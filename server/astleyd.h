@@ -159,6 +159,7 @@ int	upgrade_event(struct server *);
 void	upgrade_handover(void);
 int	upgrade_reaped(pid_t, int);
 void	upgrade_expire(long long);
+void	upgrade_abort(void);
 int	upgrade_running(void);
 
 /* sandbox.c */
@@ -215,6 +216,7 @@ enum http_resp {
 	HTTP_RESP_404,		/* the status listener, an unknown path */
 	HTTP_RESP_METRICS,	/* built per request: Prometheus text */
 	HTTP_RESP_STUB,		/* built per request: nginx's stub_status */
+	HTTP_RESP_503,		/* a status page that could not be built */
 	HTTP_RESP_MAX
 };
 enum http_conn {
@@ -235,6 +237,6 @@ int		 http_resp_route(const struct http_request *, const char *, int,
 int		 http_resp_status_route(const struct http_request *,
 		    const char *, int, int);
 int		 http_dynamic_body(int);
-char		*http_dynamic_response(int, int, size_t *);
+char		*http_dynamic_response(int, int, int, size_t *);
 
 #endif

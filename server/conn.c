@@ -100,6 +100,7 @@ struct conn {
 	unsigned int		 instance:1;	/* flips as the slot is reused */
 	unsigned int		 status:1;	/* a status_listen port's */
 	unsigned int		 allowed:1;	/* from status_allow */
+	unsigned int		 head:1;	/* a status page's HEAD */
 	int8_t			 gauge;		/* enum status_gauge */
 	int			 turn;		/* work done this turn */
 	int			 minor;		/* HTTP/1.minor */
@@ -351,7 +352,7 @@ conn_respond(struct conn *c, int resp, int connhdr)
 
 	if (resp == HTTP_RESP_METRICS || resp == HTTP_RESP_STUB) {
 		/* Nothing is queued after it: conn_head sends first. */
-		c->buf->extra = http_dynamic_response(resp, connhdr,
+		c->buf->extra = http_dynamic_response(resp, connhdr, c->head,
 		    &c->buf->extralen);
 		if (c->buf->extra == NULL)
 			c->close = 1;
@@ -624,6 +625,14 @@ conn_answer(struct conn *c, int resp, int close)
 	const struct conf	*conf = pool.conf;
 	int			 connhdr;
 
+	/*
+	 * A status page is built now, when it is answered (after any body
+	 * the request had): the counts of this moment, and its length for
+	 * the log line below.
+	 */
+	if ((resp == HTTP_RESP_METRICS || resp == HTTP_RESP_STUB) &&
+	    http_dynamic_body(resp) == -1)
+		resp = HTTP_RESP_503;
 	if (resp == HTTP_RESP_405 && ++c->n405 >= CONN_MAX_405 && !close)
 		STATUS_INC(closed_405);
 	close = close || !c->keepalive ||
@@ -679,9 +688,7 @@ conn_request(struct conn *c, const struct http_request *req, int n)
 		status_gauge(&c->gauge, STATUS_WRITING);
 		resp = http_resp_status_route(req, pool.path, c->allowed,
 		    pool.draining);
-		if ((resp == HTTP_RESP_METRICS || resp == HTTP_RESP_STUB) &&
-		    http_dynamic_body(resp) == -1)
-			resp = HTTP_RESP_404;
+		c->head = req->method == HTTP_METHOD_HEAD;
 	} else
 		resp = http_resp_route(req, pool.path, c->tls, pool.draining);
 	c->chunked = req->chunked;

@@ -153,18 +153,28 @@ control_reply(int fd, const char *fmt, ...)
 void
 control_send_status(int fd, size_t (*format)(char *, size_t))
 {
-	char	*buf;
-	size_t	 need, len;
+	char	*buf = NULL, *p;
+	size_t	 need, len = 0;
+	int	 tries;
 
-	need = format(NULL, 0) + 1;
-	if ((buf = malloc(3 + need)) == NULL) {
-		control_reply(fd, "error status: out of memory");
+	/* Workers count on meanwhile: room to spare, and again if short. */
+	for (need = format(NULL, 0) + 4096, tries = 0; tries < 4;
+	    need = len + 4096, tries++) {
+		if ((p = realloc(buf, 3 + need)) == NULL) {
+			free(buf);
+			control_reply(fd, "error status: out of memory");
+			return;
+		}
+		buf = p;
+		if ((len = format(buf + 3, need)) < need)
+			break;
+	}
+	if (len >= need) {
+		free(buf);
+		control_reply(fd, "error status: the scoreboard keeps growing");
 		return;
 	}
 	memcpy(buf, "ok ", 3);
-	len = format(buf + 3, need);
-	if (len >= need)
-		len = need - 1;		/* grew meanwhile: cut */
 	if (send(fd, buf, 3 + len, MSG_NOSIGNAL | MSG_DONTWAIT) !=
 	    (ssize_t)(3 + len))
 		log_warn("control status reply");

@@ -64,6 +64,8 @@ static const struct http_status statuses[HTTP_RESP_MAX] = {
 	/* Placeholders: the real ones are built per request. */
 	[HTTP_RESP_METRICS] = { 200, "OK", "", "", 0 },
 	[HTTP_RESP_STUB] = { 200, "OK", "", "", 0 },
+	[HTTP_RESP_503] = { 503, "Service Unavailable", "",
+	    "Service Unavailable\n", 0 },
 };
 
 /* The body of the last status response built, until it is sent. */
@@ -215,9 +217,12 @@ http_dynamic_body(int resp)
 	return 0;
 }
 
-/* The whole status response, head and body, for the caller to free. */
+/*
+ * The whole status response, head and body (none for HEAD), for the
+ * caller to free.
+ */
 char *
-http_dynamic_response(int resp, int conn, size_t *len)
+http_dynamic_response(int resp, int conn, int head, size_t *len)
 {
 	char	*r;
 	size_t	 cap;
@@ -236,6 +241,10 @@ http_dynamic_response(int resp, int conn, size_t *len)
 	if (n < 0 || (size_t)n + http_dynamic.len > cap) {
 		free(r);
 		return NULL;
+	}
+	if (head) {
+		*len = n;
+		return r;
 	}
 	memcpy(r + n, http_dynamic.body, http_dynamic.len);
 	*len = n + http_dynamic.len;
@@ -360,8 +369,8 @@ http_resp_route(const struct http_request *req, const char *path, int tls,
 }
 
 /*
- * The status listener's routes: /metrics, /status and /healthz, GET
- * only, to clients in status_allow.
+ * The status listener's routes, to clients in status_allow: /metrics and
+ * /status (GET and HEAD), /healthz (GET).
  */
 int
 http_resp_status_route(const struct http_request *req, const char *path,
@@ -369,12 +378,15 @@ http_resp_status_route(const struct http_request *req, const char *path,
 {
 	if (!allowed)
 		return HTTP_RESP_403;
+	/* HEAD as nginx's stub_status allows it: the GET's head. */
+	if (req->method == HTTP_METHOD_GET || req->method == HTTP_METHOD_HEAD) {
+		if (strcmp(path, "/metrics") == 0)
+			return HTTP_RESP_METRICS;
+		if (strcmp(path, "/status") == 0)
+			return HTTP_RESP_STUB;
+	}
 	if (req->method != HTTP_METHOD_GET)
 		return HTTP_RESP_405;
-	if (strcmp(path, "/metrics") == 0)
-		return HTTP_RESP_METRICS;
-	if (strcmp(path, "/status") == 0)
-		return HTTP_RESP_STUB;
 	if (strcmp(path, "/healthz") == 0)
 		return draining ? HTTP_RESP_DRAINING : HTTP_RESP_HEALTHY;
 	return HTTP_RESP_404;

@@ -235,7 +235,7 @@ master_spawn(struct server *srv)
 		if (srv->keyproc.fd != -1)
 			close(srv->keyproc.fd);
 		keyproc_worker(kfd);
-		status_attach(s - slots);
+		status_attach(s - slots, srv->generation);
 		worker_main(srv);
 		/* NOTREACHED */
 	}
@@ -604,6 +604,8 @@ master_stop(struct server *srv, int how)
 		return;
 	if (stopping == 0 && !srv->draining)
 		notify_send("STOPPING=1");
+	/* A new master that is not serving yet does not get the chance. */
+	upgrade_abort();
 	if (how == WORKER_QUIT && srv->conf.drain_timeout > 0) {
 		log_notice("stopping gracefully after draining for %d ms",
 		    srv->conf.drain_timeout);

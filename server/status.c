@@ -46,6 +46,27 @@ static const char *const	status_state_names[] = {
 	[STATUS_FINISHING] = "finishing",
 };
 
+/*
+ * Readers retry while the master folds a slot, a few microseconds; a
+ * bounded number of times, since the board is writable by every worker
+ * (a master that died mid-fold, or a worker taken over, must not make a
+ * reader spin for ever: it then reports what it read).
+ */
+#define STATUS_TRIES	100000
+
+static uint32_t
+status_seq(struct status_board *b)
+{
+	uint32_t	seq;
+	int		i;
+
+	for (i = 0; i < STATUS_TRIES; i++)
+		if (((seq = __atomic_load_n(&b->seq, __ATOMIC_ACQUIRE)) & 1) ==
+		    0)
+			return seq;
+	return seq;
+}
+
 /* ------------------------------------------------------------ writers */
 
 int
@@ -68,11 +89,12 @@ status_init(void)
 
 /* In a new worker: its slot, from the master's slot index. */
 void
-status_attach(int i)
+status_attach(int i, int generation)
 {
 	if (status_board == NULL)
 		return;
 	status_me = &status_board->slot[i];
+	status_me->generation = generation;
 	status_me->pid = getpid();
 }
 
@@ -205,11 +227,11 @@ status_generations(struct status_board *b, struct status_gen *out, int *nw,
 	struct status_slot	*s;
 	int			 i, j, n = 0;
 	uint32_t		 seq;
+	int			 tries = 0;
 
 	do {
 		n = 0;
-		while ((seq = __atomic_load_n(&b->seq, __ATOMIC_ACQUIRE)) & 1)
-			;
+		seq = status_seq(b);
 		for (i = 0; i < STATUS_SLOTS; i++) {
 			s = &b->slot[i];
 			if (s->pid == 0)
@@ -232,7 +254,8 @@ status_generations(struct status_board *b, struct status_gen *out, int *nw,
 			out[j].requests += s->c.requests;
 		}
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
-	} while (__atomic_load_n(&b->seq, __ATOMIC_RELAXED) != seq);
+	} while (__atomic_load_n(&b->seq, __ATOMIC_RELAXED) != seq &&
+	    ++tries < STATUS_TRIES);
 	/* Newest first. */
 	for (i = 1; i < n; i++)
 		for (j = i; j > 0 && out[j].generation >
@@ -296,15 +319,14 @@ status_totals(struct status_counters *tot, int64_t g[STATUS_NGAUGES])
 {
 	struct status_board	*b = status_board;
 	uint32_t		 seq;
-	int			 i, j;
+	int			 i, j, tries = 0;
 
 	do {
 		memset(tot, 0, sizeof(*tot));
 		memset(g, 0, sizeof(int64_t) * STATUS_NGAUGES);
 		if (b == NULL)
 			return;
-		while ((seq = __atomic_load_n(&b->seq, __ATOMIC_ACQUIRE)) & 1)
-			;
+		seq = status_seq(b);
 		status_fold(tot, &b->retired);
 		for (i = 0; i < STATUS_SLOTS; i++) {
 			if (__atomic_load_n(&b->slot[i].pid,
@@ -316,7 +338,8 @@ status_totals(struct status_counters *tot, int64_t g[STATUS_NGAUGES])
 				    __ATOMIC_RELAXED);
 		}
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
-	} while (__atomic_load_n(&b->seq, __ATOMIC_RELAXED) != seq);
+	} while (__atomic_load_n(&b->seq, __ATOMIC_RELAXED) != seq &&
+	    ++tries < STATUS_TRIES);
 	/* A worker killed mid-update may leave a gauge off by one. */
 	for (j = 0; j < STATUS_NGAUGES; j++)
 		if (g[j] < 0)
@@ -512,10 +535,12 @@ status_text(char *buf, size_t cap)
 	    (long)b->master);
 	out_duration(&o, now - b->started);
 	out(&o, ", generation %d, %d workers\n", b->generation, b->workers);
-	out(&o, "reloads: %llu ok, %llu failed%s%s%s; worker restarts: %llu\n",
-	    (unsigned long long)b->reloads_ok,
+	/* Bounded: any worker can write over it. */
+	out(&o, "reloads: %llu ok, %llu failed%s%.*s%s; worker restarts: "
+	    "%llu\n", (unsigned long long)b->reloads_ok,
 	    (unsigned long long)b->reloads_failed,
-	    b->last_error[0] ? " (last: " : "", b->last_error,
+	    b->last_error[0] ? " (last: " : "",
+	    (int)strnlen(b->last_error, sizeof(b->last_error)), b->last_error,
 	    b->last_error[0] ? ")" : "", (unsigned long long)b->restarts);
 	ngen = status_generations(b, gens, gw, STATUS_GENS);
 	for (i = 0; i < ngen; i++)
@@ -568,10 +593,12 @@ status_text(char *buf, size_t cap)
 }
 
 static void
-out_json_string(struct out *o, const char *s)
+out_json_string(struct out *o, const char *s, size_t max)
 {
+	const char	*end = s + strnlen(s, max);
+
 	out(o, "\"");
-	for (; *s != '\0'; s++) {
+	for (; s < end; s++) {
 		if (*s == '"' || *s == '\\')
 			out(o, "\\%c", *s);
 		else if ((unsigned char)*s < 0x20)
@@ -618,7 +645,7 @@ status_json(char *buf, size_t cap)
 	    (unsigned long long)b->reloads_ok,
 	    (unsigned long long)b->reloads_failed,
 	    (unsigned long long)b->restarts);
-	out_json_string(&o, b->last_error);
+	out_json_string(&o, b->last_error, sizeof(b->last_error));
 	out(&o, "},\"generations\":[");
 	ngen = status_generations(b, gens, gw, STATUS_GENS);
 	for (i = 0; i < ngen; i++)

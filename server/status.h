@@ -123,7 +123,7 @@ status_gauge_add(int64_t *p, int64_t n)
 #define STATUS_INC(f)	status_add(&status_me->c.f, 1)
 
 /* Worker side. */
-void	status_attach(int);
+void	status_attach(int, int);
 void	status_state(int);
 void	status_request(void);
 void	status_response(int);

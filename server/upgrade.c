@@ -304,10 +304,16 @@ upgrade_start(struct server *srv, int client, char *err, size_t errlen)
 	return -1;
 }
 
-/* In any child the old master forks: none of the upgrade's descriptors. */
+/*
+ * In any child a master forks: none of the upgrade's descriptors (a new
+ * master's socket to the old one included: a worker must not be able to
+ * speak for its master).
+ */
 void
 upgrade_child_close(void)
 {
+	if (up_sock != -1)
+		close(up_sock);
 	if (up.sock != -1)
 		close(up.sock);
 	if (up.err != -1)
@@ -414,6 +420,14 @@ upgrade_read_stderr(void)
 		}
 	}
 	if (n == 0) {
+		/* A last line without its newline. */
+		if (up.linelen > 0) {
+			up.line[up.linelen] = '\0';
+			up.linelen = 0;
+			log_notice("upgrade: new master: %s", up.line);
+			strlcpy(up.last, upgrade_unprefix(up.line),
+			    sizeof(up.last));
+		}
 		close(up.err);
 		up.err = -1;
 	}
@@ -484,6 +498,25 @@ upgrade_reaped(pid_t pid, int st)
 		    "%d", WEXITSTATUS(st));
 	upgrade_failed(why);
 	return 1;
+}
+
+/*
+ * The old master is stopping before the new one served: the new one
+ * goes too (it holds nothing yet: the pidfile and control socket pass
+ * only on "G"), and whoever asked is told.
+ */
+void
+upgrade_abort(void)
+{
+	if (up.pid == 0)
+		return;
+	kill(up.pid, SIGTERM);
+	log_warnx("upgrade abandoned: the server is stopping");
+	if (up.client != -1)
+		control_reply(up.client, "error upgrade abandoned: the server "
+		    "is stopping");
+	up.pid = 0;	/* reaped as a stranger */
+	upgrade_end();
 }
 
 /* Not serving in time: the new master goes, the old one stays. */

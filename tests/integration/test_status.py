@@ -373,6 +373,28 @@ class ListenerTest(StatusTestCase):
                                   'Host: x\r\n\r\n'))
         self.assertEqual(request(srv.port).status, 200)
 
+    def test_head_and_a_page_answered_after_a_body(self):
+        srv = self.status_server(workers=1)
+        r = request(srv.status_port, 'HEAD /metrics HTTP/1.1\r\nHost: x\r\n'
+                    '\r\n', method='HEAD')
+        self.assertEqual((r.status, r.body), (200, b''))
+        self.assertGreater(int(r.get('Content-Length')), 1000)
+        # A page is built when it is answered: /metrics held over its
+        # body while another connection asks for /status gets /metrics.
+        with connect(srv.status_port) as a, connect(srv.status_port) as b:
+            a.send('GET /metrics HTTP/1.1\r\nHost: x\r\n'
+                   'Content-Length: 5\r\n\r\n')
+            time.sleep(0.2)
+            b.send('GET /status HTTP/1.1\r\nHost: x\r\n\r\n')
+            self.assertTrue(b.read_response().body.startswith(
+                b'Active connections'))
+            a.send('hello')
+            r = a.read_response()
+            self.assertEqual(r.get('Content-Type'),
+                             'text/plain; version=0.0.4; charset=utf-8')
+            self.assertTrue(r.body.startswith(b'# HELP astleyd_'), r.body[:80])
+            self.assertEqual(len(r.body), int(r.get('Content-Length')))
+
     def test_status_listen_is_not_a_main_port(self):
         # A configuration with only status_listen still gets the default
         # main ports; the status port gives no lyrics.

@@ -9,11 +9,13 @@ import signal
 import socket
 import ssl
 import stat
+import subprocess
 import tempfile
 import time
 
-from astleyd_test import (IO_TIMEOUT, Conn, ServerTestCase, control,
-                          listening_sockets, request, tls_context, wait_for)
+from astleyd_test import (IO_TIMEOUT, Conn, ServerTestCase, alive,
+                          children, control, listening_sockets, request,
+                          tls_context, wait_for)
 from test_reload import Hammer
 from test_system import NotifySocket
 
@@ -186,3 +188,30 @@ class UpgradeTest(ServerTestCase):
         self.assertEqual((pid, f.get('MAINPID')), (new, str(new)), ns.seen)
         self.assertIsNone(ns.recv(1.0), 'the old master %d said more: %r'
                           % (old, ns.seen))
+
+    def test_stop_while_the_new_master_starts(self):
+        # The old master is told to stop before the new one serves: the
+        # new one goes too, the client is told, the old one exits at
+        # once (it used to spin, then kill a new master that served).
+        srv = self.upgradable(workers=1)
+        real = srv.bin + '.real'
+        os.rename(srv.bin, real)
+        self.replace_binary(srv, '#!/bin/sh\nsleep 2\nexec %s "$@"\n' %
+                            real)
+        client = subprocess.Popen([srv.bin, '-f', srv.conf, '-s',
+                                   'upgrade'], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        self.addCleanup(client.kill)
+        self.assertTrue(wait_for(lambda: len(children(srv.pid)) > 2, 5),
+                        'no new master started')
+        new = [p for p in children(srv.pid) if p not in
+               srv.worker_pids() + srv.keyproc_pids()]
+        t0 = time.monotonic()
+        srv.signal(signal.SIGTERM)
+        out, err = client.communicate(timeout=15)
+        self.assertEqual(client.returncode, 1, out)
+        self.assertIn('upgrade abandoned: the server is stopping', err)
+        self.assertEqual(srv.proc.wait(10), 0, srv.read_log())
+        self.assertLess(time.monotonic() - t0, 5)
+        self.assertTrue(wait_for(lambda: not any(alive(p) for p in new), 5),
+                        'the new master outlived the stop')

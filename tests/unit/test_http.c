@@ -63,6 +63,7 @@ static const struct {
 	    B_ERROR, 0, 0 },
 	{ HTTP_RESP_403, "403", 403, "Forbidden", B_ERROR, 0, 0 },
 	{ HTTP_RESP_404, "404", 404, "Not Found", B_ERROR, 0, 0 },
+	{ HTTP_RESP_503, "503", 503, "Service Unavailable", B_ERROR, 0, 0 },
 };
 /* Built per request, not prebuilt: test_dynamic. */
 #define NDYNAMIC	2
@@ -630,8 +631,14 @@ test_status_route(void)
 		    "/: no lyrics here" },
 		{ HTTP_METHOD_GET, "/metrics/", 1, 0, HTTP_RESP_404,
 		    "/metrics/ is another path" },
-		{ HTTP_METHOD_HEAD, "/metrics", 1, 0, HTTP_RESP_405,
-		    "HEAD: 405" },
+		{ HTTP_METHOD_HEAD, "/metrics", 1, 0, HTTP_RESP_METRICS,
+		    "HEAD /metrics" },
+		{ HTTP_METHOD_HEAD, "/status", 1, 0, HTTP_RESP_STUB,
+		    "HEAD /status" },
+		{ HTTP_METHOD_HEAD, "/healthz", 1, 0, HTTP_RESP_405,
+		    "HEAD /healthz: 405" },
+		{ HTTP_METHOD_OTHER, "/metrics", 1, 0, HTTP_RESP_405,
+		    "POST /metrics: 405" },
 		{ HTTP_METHOD_GET, "/metrics", 0, 0, HTTP_RESP_403,
 		    "outside status_allow: 403" },
 		{ HTTP_METHOD_OTHER, "/nope", 0, 0, HTTP_RESP_403,
@@ -673,7 +680,7 @@ test_dynamic(void)
 		ok(http_dynamic_body(rows[i].resp) == 0, "body %zu built", i);
 		is_int(http_resp_status(rows[i].resp, &blen), 200,
 		    "dynamic %zu: 200", i);
-		data = http_dynamic_response(rows[i].resp, HTTP_CONN_CLOSE,
+		data = http_dynamic_response(rows[i].resp, HTTP_CONN_CLOSE, 0,
 		    &len);
 		if (!ok(data != NULL && resp_parse(&r, data, len) == 0,
 		    "dynamic %zu: well-formed", i)) {
