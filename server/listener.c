@@ -52,8 +52,14 @@ listeners_from_env(void)
 	names = getenv("LISTEN_FDNAMES");
 	n = 0;
 	if (pid != NULL && fds != NULL &&
-	    strtonum(pid, 1, INT32_MAX, &errstr) == (long long)getpid())
+	    strtonum(pid, 1, INT32_MAX, &errstr) == (long long)getpid()) {
 		n = strtonum(fds, 0, LISTEN_FDS_MAX, &errstr);
+		/* Early: no log yet, but stderr is the launcher's. */
+		if (errstr != NULL)
+			fprintf(stderr, "astleyd: LISTEN_FDS=%s is %s (0-%d): "
+			    "the descriptors are closed\n", fds, errstr,
+			    LISTEN_FDS_MAX);
+	}
 	if (errstr != NULL)
 		n = 0;
 	for (i = 0; i < n; i++) {
@@ -116,6 +122,22 @@ listener_same(int fd, const struct conf_listen *cl)
 	return 0;
 }
 
+/* 1 when fd is a [::] socket that takes no IPv4 clients. */
+static int
+listener_v6only(int fd, const struct conf_listen *cl)
+{
+	const struct sockaddr_in6	*sin6 = (const void *)&cl->ss;
+	socklen_t			 len = sizeof(int);
+	int				 v6only = 0;
+
+	if (cl->ss.ss_family != AF_INET6 ||
+	    !IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr))
+		return 0;
+	if (getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &len) == -1)
+		return 0;
+	return v6only;
+}
+
 /* An inherited socket for this listen line, or -1. */
 static int
 listener_take(const struct listener *l)
@@ -130,6 +152,11 @@ listener_take(const struct listener *l)
 		    "listen_tls" : l->cl.status ? "status_listen" : "listen",
 		    l->cl.name, inherited[i].name[0] ? " " : "",
 		    inherited[i].name);
+		/* [::] as we bind it is dual-stack; a unit may say otherwise. */
+		if (listener_v6only(fd, &l->cl))
+			log_warnx("%s: the inherited socket is IPv6 only "
+			    "(BindIPv6Only=ipv6-only?): IPv4 clients are not "
+			    "served", l->cl.name);
 		return fd;
 	}
 	return -1;

@@ -11,12 +11,13 @@ from astleyd_test import (ServerTestCase, control, free_port, has_ipv6,
                           request, socket_inodes, wait_for)
 
 
-def listening(port, host='127.0.0.1'):
+def listening(port, host='127.0.0.1', v6only=False):
     s = socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if host == '::':
-        # What systemd's ListenStream=PORT makes: dual-stack.
-        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        # What systemd's ListenStream=PORT makes: dual-stack, unless
+        # the unit says BindIPv6Only=ipv6-only.
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(v6only))
     s.bind((host, port))
     s.listen(16)
     return s
@@ -113,6 +114,24 @@ class InheritTest(ServerTestCase):
         s.close()
         self.assertLyrics(request(p, host='127.0.0.1'))
         self.assertLyrics(request(p, host='::1'))
+
+    @unittest.skipUnless(has_ipv6(), 'no IPv6')
+    def test_ipv6_only_socket_for_star_is_said(self):
+        p = free_port()
+        s = listening(p, '::', v6only=True)
+        self.addCleanup(s.close)
+        srv = self.server(start=False, listen=['*:%d' % p])
+        # Not through 127.0.0.1, which is the point: wait on ::1.
+        srv.start(wait=False, fds=[s])
+
+        def serving():
+            try:
+                return request(p, host='::1')
+            except OSError:
+                return None
+        self.assertLyrics(wait_for(serving, 10))
+        self.assertIn('*:%d: the inherited socket is IPv6 only' % p,
+                      srv.read_log())
 
     def test_under_systemd_socket_activate(self):
         # systemd's own tool binds both ports, and on the first
