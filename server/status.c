@@ -67,6 +67,19 @@ status_seq(struct status_board *b)
 	return seq;
 }
 
+/*
+ * Slots ever used: readers go no further, so a scrape reads a few
+ * slots, not the whole board (half a megabyte through the cache).
+ * Clamped: any worker can write it.
+ */
+static int
+status_used(const struct status_board *b)
+{
+	int	n = __atomic_load_n(&b->used, __ATOMIC_RELAXED);
+
+	return n < 0 ? 0 : n > STATUS_SLOTS ? STATUS_SLOTS : n;
+}
+
 /* ------------------------------------------------------------ writers */
 
 int
@@ -172,6 +185,8 @@ status_spawned(int i, pid_t pid, int generation)
 	s->pid = pid;
 	s->generation = generation;
 	s->started = time(NULL);
+	if (i >= status_board->used)
+		__atomic_store_n(&status_board->used, i + 1, __ATOMIC_RELAXED);
 }
 
 static void
@@ -232,7 +247,7 @@ status_generations(struct status_board *b, struct status_gen *out, int *nw,
 	do {
 		n = 0;
 		seq = status_seq(b);
-		for (i = 0; i < STATUS_SLOTS; i++) {
+		for (i = 0; i < status_used(b); i++) {
 			s = &b->slot[i];
 			if (s->pid == 0)
 				continue;
@@ -328,7 +343,7 @@ status_totals(struct status_counters *tot, int64_t g[STATUS_NGAUGES])
 			return;
 		seq = status_seq(b);
 		status_fold(tot, &b->retired);
-		for (i = 0; i < STATUS_SLOTS; i++) {
+		for (i = 0; i < status_used(b); i++) {
 			if (__atomic_load_n(&b->slot[i].pid,
 			    __ATOMIC_RELAXED) == 0)
 				continue;
@@ -471,7 +486,7 @@ status_metrics(char *buf, size_t cap)
 	    t.duration_us / 1e6, cum);
 	out_family(&o, "worker_requests_total", "counter",
 	    "Requests answered by each live worker.");
-	for (i = 0; b != NULL && i < STATUS_SLOTS; i++)
+	for (i = 0; b != NULL && i < status_used(b); i++)
 		if (b->slot[i].pid != 0)
 			out(&o, "astleyd_worker_requests_total{pid=\"%ld\","
 			    "generation=\"%d\"} %llu\n", (long)b->slot[i].pid,
@@ -575,7 +590,7 @@ status_text(char *buf, size_t cap)
 	    (unsigned long long)t.tls_failed);
 	out(&o, "\n%7s %4s %-9s %-19s %12s %7s %7s %7s\n", "PID", "GEN",
 	    "STATE", "STARTED", "REQUESTS", "READING", "WRITING", "WAITING");
-	for (i = 0; i < STATUS_SLOTS; i++) {
+	for (i = 0; i < status_used(b); i++) {
 		s = &b->slot[i];
 		if (s->pid == 0)
 			continue;
@@ -684,7 +699,7 @@ status_json(char *buf, size_t cap)
 	out(&o, "]");
 	out_json_array(&o, "counts", t.duration, STATUS_NBUCKETS + 1);
 	out(&o, "},\"workers\":[");
-	for (i = 0; i < STATUS_SLOTS; i++) {
+	for (i = 0; i < status_used(b); i++) {
 		s = &b->slot[i];
 		if (s->pid == 0)
 			continue;

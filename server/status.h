@@ -90,6 +90,7 @@ struct status_gen {
 
 struct status_board {
 	uint32_t		seq;		/* odd while the master folds */
+	int			used;		/* slots ever used */
 	pid_t			master;
 	long long		started;	/* time(3) */
 	int			generation;
