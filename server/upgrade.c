@@ -304,6 +304,19 @@ upgrade_start(struct server *srv, int client, char *err, size_t errlen)
 	return -1;
 }
 
+/* The old master's descriptors of the upgrade in progress. */
+static void
+upgrade_close(void)
+{
+	if (up.sock != -1)
+		close(up.sock);
+	if (up.err != -1)
+		close(up.err);
+	if (up.client != -1)
+		close(up.client);
+	up.sock = up.err = up.client = -1;
+}
+
 /*
  * In any child a master forks: none of the upgrade's descriptors (a new
  * master's socket to the old one included: a worker must not be able to
@@ -314,12 +327,7 @@ upgrade_child_close(void)
 {
 	if (up_sock != -1)
 		close(up_sock);
-	if (up.sock != -1)
-		close(up.sock);
-	if (up.err != -1)
-		close(up.err);
-	if (up.client != -1)
-		close(up.client);
+	upgrade_close();
 }
 
 /* The old master's poll set: what to watch while an upgrade runs. */
@@ -350,14 +358,8 @@ upgrade_deadline(void)
 static void
 upgrade_end(void)
 {
-	if (up.sock != -1)
-		close(up.sock);
-	if (up.err != -1)
-		close(up.err);
-	if (up.client != -1)
-		close(up.client);
+	upgrade_close();
 	up.pid = 0;
-	up.sock = up.err = up.client = -1;
 }
 
 static void
